@@ -1,0 +1,3 @@
+//! Start+join of processes, beside Python and the bare system calls.
+
+fn main() {}

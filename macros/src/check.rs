@@ -1,0 +1,173 @@
+//! The rules a `#[remote]` fn must follow, one fn per rule. Every error is
+//! spanned on the smallest wrong token and says what to do instead; all of
+//! them are reported at once.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, Item, Signature, Type};
+
+use crate::ast::RemoteFn;
+
+/// Errors gathered while checking, reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, span: Span, message: impl std::fmt::Display) {
+        let error = syn::Error::new(span, message);
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), syn::Error> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+pub(crate) fn check(f: &RemoteFn, errors: &mut Errors) {
+    let sig = &f.item.sig;
+    no_async(sig, errors);
+    no_unsafe(sig, errors);
+    no_abi(sig, errors);
+    no_generics(sig, errors);
+    no_variadic(sig, errors);
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => no_self(receiver.self_token.span, errors),
+            FnArg::Typed(arg) => owned_type(&arg.ty, "argument", errors),
+        }
+    }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        owned_type(ty, "return type", errors);
+    }
+}
+
+/// `#[remote]` on something that is not a fn.
+pub(crate) fn not_a_fn(item: &Item, errors: &mut Errors) {
+    let span = match item {
+        Item::Struct(i) => i.struct_token.span,
+        Item::Enum(i) => i.enum_token.span,
+        Item::Impl(i) => i.impl_token.span,
+        Item::Trait(i) => i.trait_token.span,
+        Item::Mod(i) => i.mod_token.span,
+        Item::Const(i) => i.const_token.span,
+        Item::Static(i) => i.static_token.span,
+        Item::Type(i) => i.type_token.span,
+        Item::Use(i) => i.use_token.span,
+        other => other.span(),
+    };
+    errors.push(span, "#[remote] can only be applied to a free `fn`; put the work in a fn and annotate that");
+}
+
+// A child process runs the fn to completion and exits; there is no executor
+// to drive a future there, and a future cannot be sent back.
+fn no_async(sig: &Signature, errors: &mut Errors) {
+    if let Some(token) = &sig.asyncness {
+        errors.push(
+            token.span,
+            "a #[remote] fn cannot be `async`; make it a plain fn (it runs in its own process, \
+             so it may block) and start a runtime inside it if it needs one",
+        );
+    }
+}
+
+// `Remote::call` is safe to call, so the fn behind it must be too.
+fn no_unsafe(sig: &Signature, errors: &mut Errors) {
+    if let Some(token) = &sig.unsafety {
+        errors.push(
+            token.span,
+            "a #[remote] fn cannot be `unsafe`; make it safe and put the `unsafe` block inside it",
+        );
+    }
+}
+
+// The generated value derefs to a Rust-ABI fn pointer.
+fn no_abi(sig: &Signature, errors: &mut Errors) {
+    if let Some(abi) = &sig.abi {
+        errors.push(abi.span(), "a #[remote] fn cannot have an `extern` ABI; remove it");
+    }
+}
+
+// A child finds the fn by name, and one name must mean one concrete fn:
+// there is no way to say which instantiation a child should run.
+fn no_generics(sig: &Signature, errors: &mut Errors) {
+    let generics = &sig.generics;
+    if !generics.params.is_empty() {
+        let span = match (&generics.lt_token, &generics.gt_token) {
+            (Some(lt), Some(gt)) => lt.span.join(gt.span).unwrap_or(lt.span),
+            _ => generics.params.span(),
+        };
+        errors.push(span, "a #[remote] fn cannot be generic; write one #[remote] fn per concrete type");
+    } else if let Some(where_clause) = &generics.where_clause {
+        errors.push(
+            where_clause.where_token.span,
+            "a #[remote] fn cannot have a `where` clause; write it for concrete types",
+        );
+    }
+}
+
+fn no_variadic(sig: &Signature, errors: &mut Errors) {
+    if let Some(variadic) = &sig.variadic {
+        errors.push(variadic.span(), "a #[remote] fn cannot be variadic");
+    }
+}
+
+// There is no `self` in the child to call a method on.
+fn no_self(span: Span, errors: &mut Errors) {
+    errors.push(
+        span,
+        "a #[remote] fn cannot take `self`; make it a free fn that takes the value as an argument",
+    );
+}
+
+// Arguments and results are copied into another process's memory: they
+// must be owned, concrete values.
+fn owned_type(ty: &Type, what: &str, errors: &mut Errors) {
+    struct Finder<'a> {
+        what: &'a str,
+        errors: &'a mut Errors,
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            let owned = match &*r.elem {
+                Type::Path(p) if p.path.is_ident("str") => "`String`".to_owned(),
+                Type::Slice(s) => format!("`Vec<{}>`", quote::ToTokens::to_token_stream(&s.elem)),
+                other => format!("`{}`", quote::ToTokens::to_token_stream(other)),
+            };
+            self.errors.push(
+                r.and_token.span,
+                format!(
+                    "a #[remote] fn cannot have a borrowed {}: the value is copied into another \
+                     process, so it must be owned; use {owned} instead",
+                    self.what
+                ),
+            );
+        }
+        fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+            self.errors.push(
+                t.impl_token.span,
+                format!(
+                    "a #[remote] fn cannot have an `impl Trait` {}: the child needs one concrete \
+                     type to decode; name the type",
+                    self.what
+                ),
+            );
+        }
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if l.ident != "static" {
+                self.errors.push(
+                    l.span(),
+                    format!(
+                        "a #[remote] fn cannot have a borrowed {}: the value is copied into \
+                         another process, so it must be owned; remove the lifetime",
+                        self.what
+                    ),
+                );
+            }
+        }
+    }
+    Finder { what, errors }.visit_type(ty);
+}

@@ -1,0 +1,124 @@
+//! The code `#[remote]` generates.
+//!
+//! For `fn square(x: u64) -> u64`, a unit struct `square` (so the name is a
+//! value, of a type that implements `Remote`), with the user's fn moved
+//! inside an anonymous const block under its own name, a `Deref` to the fn
+//! pointer so `square(3)` still works, and an `inventory` registration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::{Input, RemoteFn};
+use crate::check::{self, Errors};
+
+pub(crate) fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    if !args.is_empty() {
+        errors.push(args.span(), "#[remote] takes no arguments; write `#[remote]`");
+    }
+    match Input::parse(item) {
+        Input::Fn(f) => {
+            check::check(&f, &mut errors);
+            match errors.into_result() {
+                Ok(()) => expand(&f),
+                // Emit the fn unchanged beside the errors, so that its
+                // callers do not add errors of their own.
+                Err(e) => {
+                    let error = e.to_compile_error();
+                    let item = &f.item;
+                    quote!(#error #item)
+                }
+            }
+        }
+        Input::Other(item) => {
+            check::not_a_fn(&item, &mut errors);
+            let error = errors.into_result().expect_err("not_a_fn reports").to_compile_error();
+            quote!(#error #item)
+        }
+        Input::Unparsed(tokens) => {
+            let error = syn::Error::new(Span::call_site(), "#[remote] can only be applied to a free `fn`");
+            let error = error.to_compile_error();
+            quote!(#error #tokens)
+        }
+    }
+}
+
+fn expand(f: &RemoteFn) -> TokenStream {
+    let item = &f.item;
+    let vis = &item.vis;
+    let name = &item.sig.ident;
+    let name_str = name.to_string();
+    let docs: Vec<_> = f.doc_attrs().collect();
+    let cfgs: Vec<_> = f.cfg_attrs().collect();
+    let inner_attrs = item.attrs.iter().filter(|a| !a.path().is_ident("doc"));
+    let sig = &item.sig;
+    let block = &item.block;
+    let arg_types: Vec<_> = f.args.iter().map(|a| &a.ty).collect();
+    let arg_names: Vec<_> = (0..f.args.len()).map(|i| format_ident!("arg{}", i)).collect();
+    let output = f.output();
+    let output_span = match &item.sig.output {
+        syn::ReturnType::Default => name.span(),
+        syn::ReturnType::Type(_, ty) => ty.span(),
+    };
+    let arg_asserts = arg_types.iter().map(|ty| {
+        quote_spanned! {ty.span()=>
+            ::multiproc::__private::assert_arg::<#ty>();
+        }
+    });
+    let return_assert = quote_spanned! {output_span=>
+        ::multiproc::__private::assert_return::<#output>();
+    };
+    let fn_ptr = quote!(fn(#(#arg_types),*) -> #output);
+
+    quote! {
+        #(#cfgs)*
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        #vis struct #name;
+
+        #(#cfgs)*
+        const _: () = {
+            #(#inner_attrs)*
+            #sig #block
+
+            const _: () = {
+                #(#arg_asserts)*
+                #return_assert
+            };
+
+            impl ::core::fmt::Debug for #name {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.write_str(<Self as ::multiproc::Remote>::NAME)
+                }
+            }
+
+            impl ::core::ops::Deref for #name {
+                type Target = #fn_ptr;
+                fn deref(&self) -> &Self::Target {
+                    static TARGET: #fn_ptr = #name;
+                    &TARGET
+                }
+            }
+
+            impl ::multiproc::Remote for #name {
+                type Args = (#(#arg_types,)*);
+                type Output = #output;
+                const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
+                fn call(&self, (#(#arg_names,)*): Self::Args) -> Self::Output {
+                    #name(#(#arg_names),*)
+                }
+            }
+
+            ::multiproc::__private::inventory::submit! {
+                ::multiproc::__private::Registration {
+                    name: <#name as ::multiproc::Remote>::NAME,
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    invoke: |input| ::multiproc::__private::invoke(#name {}, input),
+                }
+            }
+        };
+    }
+}

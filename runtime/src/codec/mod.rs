@@ -1,0 +1,178 @@
+//! The one codec (serde values as postcard bytes) and the one frame format
+//! (CPython's `multiprocessing.connection` length prefix). Nothing else in
+//! the crate turns values into bytes.
+//!
+//! Values may hold handles backed by file descriptors (a `Connection`, later
+//! a `Queue` or a `Lock`). Encoding such a value writes an index into a side
+//! table of fds; the fds travel beside the bytes (SCM_RIGHTS) and decoding
+//! rebuilds the handle from the fd at that index. [`serialize_fd`] and
+//! [`deserialize_fd`] are the two ends of that table.
+
+mod frame;
+
+pub(crate) use frame::{FrameReader, ReadOutcome, write_frame};
+
+use std::cell::RefCell;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// An encoded value: its bytes and the fds of the handles inside it.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+impl Encoded {
+    /// Wraps bytes that carry no handles.
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Self {
+        Encoded { bytes, fds: Vec::new() }
+    }
+}
+
+thread_local! {
+    /// fds collected while encoding, in index order; `None` outside `encode`.
+    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    /// fds available while decoding, taken by index; `None` outside `decode`.
+    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// Encodes `value`, collecting a duplicate of every fd its handles hold.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
+    let saved = OUTGOING.with(|o| o.replace(Some(Vec::new())));
+    let bytes = postcard::to_allocvec(value);
+    let fds = OUTGOING.with(|o| o.replace(saved)).unwrap_or_default();
+    match bytes {
+        Ok(bytes) => Ok(Encoded { bytes, fds }),
+        Err(e) => Err(codec_error("encode", std::any::type_name::<T>(), e)),
+    }
+}
+
+/// Decodes a `T` from `encoded`. Every byte must be used; fds that no
+/// handle claimed are closed.
+pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
+    let table = encoded.fds.into_iter().map(Some).collect();
+    let saved = INCOMING.with(|i| i.replace(Some(table)));
+    let result = postcard::take_from_bytes::<T>(&encoded.bytes);
+    INCOMING.with(|i| i.replace(saved));
+    match result {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(Error::Codec(format!(
+            "{} trailing bytes after a value of type `{}`",
+            rest.len(),
+            std::any::type_name::<T>()
+        ))),
+        Err(e) => Err(codec_error("decode", std::any::type_name::<T>(), e)),
+    }
+}
+
+fn codec_error(what: &str, ty: &str, e: postcard::Error) -> Error {
+    Error::Codec(format!("could not {what} a value of type `{ty}`: {e}"))
+}
+
+/// Serializes a handle's fd: duplicates it into the side table of the
+/// `encode` under way and writes its index.
+///
+/// Fails outside `encode`: a handle only means something when its fd
+/// travels with it, so it cannot go through serde_json or a file.
+pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> Result<S::Ok, S::Error> {
+    let index = OUTGOING.with(|o| {
+        let mut o = o.borrow_mut();
+        let table = o.as_mut().ok_or_else(|| {
+            S::Error::custom(
+                "a multiproc handle can only be sent through multiproc \
+                 (as an argument of a remote fn, or through a pipe or queue)",
+            )
+        })?;
+        let dup = fd.try_clone_to_owned().map_err(S::Error::custom)?;
+        table.push(dup);
+        Ok(table.len() as u32 - 1)
+    })?;
+    serializer.serialize_u32(index)
+}
+
+/// Deserializes a handle's fd: reads an index and takes that fd from the
+/// side table of the `decode` under way.
+pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFd, D::Error> {
+    let index = u32::deserialize(deserializer)? as usize;
+    INCOMING.with(|i| {
+        let mut i = i.borrow_mut();
+        let table = i
+            .as_mut()
+            .ok_or_else(|| D::Error::custom("a multiproc handle can only be received through multiproc"))?;
+        table
+            .get_mut(index)
+            .and_then(Option::take)
+            .ok_or_else(|| D::Error::custom(format!("handle {index} did not arrive with the message")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn values_round_trip() {
+        let v = (7u64, String::from("seven"), vec![Some(-1i32), None]);
+        let enc = encode(&v).unwrap();
+        assert!(enc.fds.is_empty());
+        assert_eq!(decode::<(u64, String, Vec<Option<i32>>)>(enc).unwrap(), v);
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut enc = encode(&5u8).unwrap();
+        enc.bytes.push(0);
+        let err = decode::<u8>(enc).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_a_codec_error() {
+        let enc = Encoded::from_bytes(vec![0xff, 0xff, 0xff]);
+        assert!(matches!(decode::<String>(enc), Err(Error::Codec(_))));
+    }
+
+    struct Handle(OwnedFd);
+
+    impl Serialize for Handle {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            serialize_fd(self.0.as_fd(), s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Handle {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            deserialize_fd(d).map(Handle)
+        }
+    }
+
+    #[test]
+    fn handles_travel_in_the_side_table() {
+        let (a, _b) = crate::sys::socket::socketpair().unwrap();
+        let enc = encode(&(1u8, Handle(a))).unwrap();
+        assert_eq!(enc.fds.len(), 1);
+        let (one, _h): (u8, Handle) = decode(enc).unwrap();
+        assert_eq!(one, 1);
+    }
+
+    #[test]
+    fn handles_outside_the_codec_are_refused() {
+        let (a, _b) = crate::sys::socket::socketpair().unwrap();
+        assert!(postcard::to_allocvec(&Handle(a)).is_err());
+    }
+
+    #[test]
+    fn a_missing_handle_is_a_codec_error() {
+        let (a, _b) = crate::sys::socket::socketpair().unwrap();
+        let mut enc = encode(&Handle(a)).unwrap();
+        enc.fds.clear();
+        assert!(matches!(decode::<Handle>(enc), Err(Error::Codec(_))));
+    }
+}

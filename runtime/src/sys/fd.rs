@@ -1,0 +1,59 @@
+//! File descriptors: adopting inherited ones, closing the rest.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use super::cvt;
+
+/// Takes ownership of a socket fd this process inherited by number (through
+/// `exec`), after checking that the number is open and is a socket.
+///
+/// The fd is marked close-on-exec so that it is not inherited further.
+pub(crate) fn adopt_inherited_socket(raw: RawFd) -> io::Result<OwnedFd> {
+    if raw < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is a standard stream, not a channel"),
+        ));
+    }
+    // SAFETY: F_GETFD only reads the flags of `raw`; on a closed number it
+    // fails with EBADF and touches nothing.
+    let flags = cvt(unsafe { libc::fcntl(raw, libc::F_GETFD) })?;
+    // SAFETY: `stat` is plain data; an all-zero value is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `raw` is open (checked above) and `st` is a valid out-pointer.
+    cvt(unsafe { libc::fstat(raw, &mut st) })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {raw} is not a socket")));
+    }
+    // SAFETY: only sets the close-on-exec flag of an fd known to be open.
+    cvt(unsafe { libc::fcntl(raw, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    // SAFETY: the fd is open, and nothing else in this process owns it: it
+    // was inherited through `exec` for exactly this purpose, and the caller
+    // adopts it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Clears close-on-exec on `raw`, so it survives `exec`.
+///
+/// Async-signal-safe: used between `fork` and `exec`.
+pub(crate) fn clear_cloexec(raw: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a number never touches memory; a bad number is EBADF.
+    cvt(unsafe { libc::fcntl(raw, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Closes every fd above 2 except `keep`.
+///
+/// Async-signal-safe: used right after `fork`, before the child reads
+/// anything. It does not run destructors; the `OwnedFd`s of the copied
+/// address space that named these numbers must not be used again.
+pub(crate) fn close_all_except(keep: RawFd) {
+    let keep = keep as libc::c_uint;
+    // SAFETY: close_range only closes fds; with flags 0 it has no other effect.
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0u32);
+    }
+}

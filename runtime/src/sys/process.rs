@@ -1,0 +1,269 @@
+//! Creating, signalling and reaping processes.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use super::{cvt, cvt_retry};
+
+/// `SIGTERM`, sent by `Process::terminate`.
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+/// `SIGKILL`, sent by `Process::kill`.
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// Proof that the code holding it runs in a child right after `fork`, on
+/// the only thread the child has. See [`fork_with`].
+#[derive(Debug)]
+pub(crate) struct ForkedChild(());
+
+/// Forks and, in the child, executes `image` with `keep` as the only fd
+/// besides stdin, stdout and stderr. The child asks for SIGKILL when the
+/// calling thread exits. Returns the child's pid.
+pub(crate) fn fork_exec(image: &ExecImage, keep: RawFd) -> io::Result<u32> {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec the child calls only async-signal-safe
+    // functions (prctl, getppid, close_range, fcntl, execve, _exit), and
+    // `image` was built before the fork, so the child does not allocate.
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid != 0 {
+        return Ok(pid as u32);
+    }
+    if die_with_parent(parent).is_err() {
+        exit_immediately(1);
+    }
+    super::fd::close_all_except(keep);
+    if super::fd::clear_cloexec(keep).is_err() {
+        exit_immediately(1);
+    }
+    let _ = image.exec();
+    exit_immediately(127)
+}
+
+/// Forks and runs `child` in the copy; it must end the process (it never
+/// returns, and a panic in it ends the child with exit code 1). The child
+/// asks for SIGKILL when the calling thread exits. Returns the child's pid.
+///
+/// The child has only the calling thread. Locks that other threads held at
+/// the fork stay held in it, so the child must not take locks other
+/// threads may hold: the runtime resets its own with the [`ForkedChild`]
+/// proof (see `ForkMutex::reinit_in_child`); user locks are the hazard of
+/// the `Fork` start method, which warns about it. A deadlock is possible,
+/// memory unsafety is not: the copied locks are merely held, never torn.
+pub(crate) fn fork_with(child: impl FnOnce(&ForkedChild) -> std::convert::Infallible) -> io::Result<u32> {
+    let parent = std::process::id();
+    // SAFETY: fork itself has no preconditions; what the child may do
+    // afterwards is described above and enforced through `ForkedChild`.
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid != 0 {
+        return Ok(pid as u32);
+    }
+    if die_with_parent(parent).is_err() {
+        exit_immediately(1);
+    }
+    let proof = ForkedChild(());
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&proof)));
+    exit_immediately(1)
+}
+
+/// Asks the kernel to send SIGKILL to this process when the thread that
+/// forked it exits, then checks that this has not already happened.
+///
+/// Async-signal-safe: only `prctl` and `getppid`.
+pub(crate) fn die_with_parent(expected_parent: u32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and changes nothing else.
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    // SAFETY: getppid cannot fail and has no side effects.
+    if unsafe { libc::getppid() } as u32 != expected_parent {
+        return Err(io::Error::other("the parent exited before the child started"));
+    }
+    Ok(())
+}
+
+/// Ends the process at once with `code`, running no destructors and no
+/// `atexit` handlers. Async-signal-safe.
+pub(crate) fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// An `exec` call prepared in advance, so that the child of a multithreaded
+/// process can run it without allocating.
+#[derive(Debug)]
+pub(crate) struct ExecImage {
+    path: CString,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the raw pointers point into the CStrings owned by the same value,
+// which are never mutated; moving the value between threads moves them too.
+unsafe impl Send for ExecImage {}
+
+impl ExecImage {
+    /// Prepares `exec(path, argv, env)`.
+    pub(crate) fn new<'a>(
+        path: &OsStr,
+        argv: impl IntoIterator<Item = &'a OsStr>,
+        env: impl IntoIterator<Item = (&'a OsStr, &'a OsStr)>,
+    ) -> io::Result<Self> {
+        fn cstring(bytes: Vec<u8>) -> io::Result<CString> {
+            CString::new(bytes).map_err(|_| io::Error::other("an argument contains a NUL byte"))
+        }
+        let argv: Vec<CString> =
+            argv.into_iter().map(|a| cstring(a.as_bytes().to_vec())).collect::<io::Result<_>>()?;
+        let envp: Vec<CString> = env
+            .into_iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                cstring(kv)
+            })
+            .collect::<io::Result<_>>()?;
+        let terminated =
+            |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        Ok(Self {
+            path: cstring(path.as_bytes().to_vec())?,
+            argv_ptrs: terminated(&argv),
+            envp_ptrs: terminated(&envp),
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// Replaces the process image. Returns only on failure.
+    /// Async-signal-safe.
+    pub(crate) fn exec(&self) -> io::Error {
+        // SAFETY: path, argv and envp are NUL-terminated strings and
+        // null-terminated arrays owned by `self`, alive for the call.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
+        io::Error::last_os_error()
+    }
+}
+
+/// Opens a pidfd for `pid`: readable once the process has ended, and a way
+/// to signal exactly that process even after its pid is reused.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
+    // SAFETY: the syscall returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends `signal` to the process behind `pidfd`. Signalling a process that
+/// has already ended is not an error.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal with a null siginfo behaves like kill().
+    let res = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    });
+    match res {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Reaps `pid` if it has ended, returning its exit code in Python's
+/// convention: the exit status, or `-N` if signal N killed it.
+pub(crate) fn try_reap(pid: u32) -> io::Result<Option<i32>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let got = cvt_retry(|| unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) })?;
+    Ok((got != 0).then(|| exitcode(status)))
+}
+
+/// Reaps `pid`, waiting for it to end.
+pub(crate) fn reap(pid: u32) -> io::Result<i32> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    cvt_retry(|| unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) })?;
+    Ok(exitcode(status))
+}
+
+fn exitcode(status: libc::c_int) -> i32 {
+    if libc::WIFSIGNALED(status) { -libc::WTERMSIG(status) } else { libc::WEXITSTATUS(status) }
+}
+
+/// Sets the disposition of `signal` to "ignore".
+pub(crate) fn ignore_signal(signal: i32) {
+    // SAFETY: SIG_IGN is a valid disposition for every catchable signal.
+    unsafe { libc::signal(signal, libc::SIG_IGN) };
+}
+
+/// Sets the disposition of `signal` back to the default.
+pub(crate) fn default_signal(signal: i32) {
+    // SAFETY: SIG_DFL is a valid disposition for every signal.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+}
+
+/// `SIGINT`, ignored by the fork server.
+pub(crate) const SIGINT: i32 = libc::SIGINT;
+/// `SIGPIPE`, ignored in children as Rust's `main` does.
+pub(crate) const SIGPIPE: i32 = libc::SIGPIPE;
+
+/// The name of signal `signal`, such as `SIGKILL`.
+pub(crate) fn signal_name(signal: i32) -> String {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match NAMES.get(signal as usize) {
+        Some(name) if signal > 0 => format!("signal {signal} ({name})"),
+        _ => format!("signal {signal}"),
+    }
+}
+
+/// Registers `f` to run when the process exits through `exit` (returning
+/// from `main` included).
+pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `f` is a plain function with no arguments, valid for the life
+    // of the process.
+    if unsafe { libc::atexit(f) } != 0 {
+        return Err(io::Error::other("atexit failed"));
+    }
+    Ok(())
+}
+
+/// How many threads this process has.
+pub(crate) fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}

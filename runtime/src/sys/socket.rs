@@ -1,0 +1,120 @@
+//! Unix stream sockets that carry file descriptors beside their bytes.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use super::{cvt, cvt_retry};
+
+/// The most fds one message may carry (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Room for a control message with `MAX_FDS_PER_MESSAGE` fds, aligned for
+/// `cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuffer([u8; 1024]);
+
+/// A connected pair of close-on-exec Unix stream sockets.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two fds socketpair writes.
+    cvt(unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: socketpair succeeded, so both numbers are fresh fds that
+    // nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends `bufs` in one `sendmsg`, with `fds` attached (SCM_RIGHTS) when
+/// there are any. Returns how many bytes went out; a short count means the
+/// caller sends the rest, without the fds. Never raises SIGPIPE: a closed
+/// peer is `EPIPE`.
+pub(crate) fn send_vectored_with_fds(
+    sock: BorrowedFd<'_>,
+    bufs: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a message can carry at most {MAX_FDS_PER_MESSAGE} handles, not {}", fds.len()),
+        ));
+    }
+    let mut cmsg = CmsgBuffer([0; 1024]);
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    if !fds.is_empty() {
+        let payload = std::mem::size_of_val(fds) as libc::c_uint;
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
+        msg.msg_control = cmsg.0.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points to `space` <= 1024 writable, aligned
+        // bytes, so CMSG_FIRSTHDR returns a valid header pointer, and
+        // CMSG_DATA has room for `payload` bytes after it.
+        unsafe {
+            let hdr = libc::CMSG_FIRSTHDR(&msg);
+            (*hdr).cmsg_level = libc::SOL_SOCKET;
+            (*hdr).cmsg_type = libc::SCM_RIGHTS;
+            (*hdr).cmsg_len = libc::CMSG_LEN(payload) as _;
+            let data = libc::CMSG_DATA(hdr).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                data.add(i).write_unaligned(fd.as_raw_fd());
+            }
+        }
+    }
+    // SAFETY: `msg` points at live iovecs and a live control buffer.
+    let n = cvt_retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    Ok(n as usize)
+}
+
+/// Receives into `buf` with one `recvmsg`, appending any fds that came with
+/// the bytes to `fds` (close-on-exec). Returns the byte count; 0 is end of
+/// file. With `nonblocking`, an empty socket gives `WouldBlock` instead of
+/// waiting.
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let mut cmsg = CmsgBuffer([0; 1024]);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len() as _;
+    let mut flags = libc::MSG_CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= libc::MSG_DONTWAIT;
+    }
+    // SAFETY: `msg` points at a live iovec over `buf` and a live control
+    // buffer of the size it states.
+    let n = cvt_retry(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) })? as usize;
+    // SAFETY: recvmsg filled `msg`; the CMSG_* walk stays inside
+    // `msg_controllen` bytes of our buffer, and every SCM_RIGHTS entry is a
+    // fresh fd installed in this process for us to own.
+    unsafe {
+        let mut hdr = libc::CMSG_FIRSTHDR(&msg);
+        while !hdr.is_null() {
+            if (*hdr).cmsg_level == libc::SOL_SOCKET && (*hdr).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(hdr).cast::<RawFd>();
+                let header = data.cast::<u8>().offset_from(hdr.cast::<u8>()) as usize;
+                let count = ((*hdr).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            hdr = libc::CMSG_NXTHDR(&msg, hdr);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("a message carried more handles than fit; some were lost"));
+    }
+    Ok(n)
+}
