@@ -26,6 +26,9 @@ use super::{StartMethod, bootstrap, identity, launcher};
 /// server for the parent's hello. Generous: only a wedged machine is slower.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Signals the server holds off; its children take them as usual.
+const SERVER_BLOCKED: [i32; 2] = [sys::process::SIGINT, sys::process::SIGTERM];
+
 /// The parent's side of a running server.
 #[derive(Debug)]
 struct Server {
@@ -127,8 +130,9 @@ struct Served {
 pub(crate) fn serve(control: OwnedFd, token: u64) -> ! {
     // Ctrl-C in a terminal signals the whole process group; the server
     // outlives it (as the parent may), and ends with the parent instead.
-    sys::process::ignore_signal(sys::process::SIGINT);
-    sys::process::ignore_signal(sys::process::SIGTERM);
+    // Blocked rather than ignored: a child forked from here starts with them
+    // blocked, and one terminated before it unblocks them still dies.
+    sys::process::block_signals(&SERVER_BLOCKED);
     sys::process::ignore_signal(sys::process::SIGPIPE);
     let mut reader = FrameReader::new(4096);
     let hello = reader
@@ -188,8 +192,7 @@ fn fork_for(frame: Encoded) -> Option<Served> {
         // status sockets and pidfds): close them all, by number; their
         // owners live in frames this process never returns to.
         sys::fd::close_all_except(keep);
-        sys::process::default_signal(sys::process::SIGINT);
-        sys::process::default_signal(sys::process::SIGTERM);
+        sys::process::unblock_signals(&SERVER_BLOCKED);
         bootstrap::run_child(channel, None, StartMethod::ForkServer)
     });
     let pid = match forked {

@@ -199,13 +199,32 @@ pub(crate) fn ignore_signal(signal: i32) {
     unsafe { libc::signal(signal, libc::SIG_IGN) };
 }
 
-/// Sets the disposition of `signal` back to the default.
-pub(crate) fn default_signal(signal: i32) {
-    // SAFETY: SIG_DFL is a valid disposition for every signal.
-    unsafe { libc::signal(signal, libc::SIG_DFL) };
+/// Blocks `signals`: they stay pending until unblocked. Unlike ignoring
+/// them, this loses nothing for a child forked meanwhile, whose own
+/// pending signals arrive once it unblocks them.
+pub(crate) fn block_signals(signals: &[i32]) {
+    change_mask(libc::SIG_BLOCK, signals);
 }
 
-/// `SIGINT`, ignored by the fork server.
+/// Unblocks `signals`, delivering any that are pending.
+pub(crate) fn unblock_signals(signals: &[i32]) {
+    change_mask(libc::SIG_UNBLOCK, signals);
+}
+
+fn change_mask(how: libc::c_int, signals: &[i32]) {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
+    // sigprocmask changes only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &signal in signals {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// `SIGINT`, blocked by the fork server.
 pub(crate) const SIGINT: i32 = libc::SIGINT;
 /// `SIGPIPE`, ignored in children as Rust's `main` does.
 pub(crate) const SIGPIPE: i32 = libc::SIGPIPE;
