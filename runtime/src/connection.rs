@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec::{self, Encoded, FrameReader, ReadOutcome};
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::fd::HandleFd;
 
 /// One end of a duplex message channel carrying values of type `T` (with
 /// [`send`](Connection::send) and [`recv`](Connection::recv)) and raw byte
@@ -28,8 +29,13 @@ use crate::sys;
 /// `&self`; concurrent senders (or receivers) on one end take turns, a
 /// message at a time. Dropping the end closes it: the peer's `recv` then
 /// returns [`Error::Closed`] once it has read what was sent before.
+///
+/// A child started with [`StartMethod::Fork`](crate::StartMethod::Fork)
+/// does not inherit the parent's connections (unlike in Python, where a
+/// forked child keeps a copy of every pipe end, so the peer may never see
+/// end of file): only those passed to it as arguments reach it.
 pub struct Connection<T> {
-    fd: OwnedFd,
+    fd: HandleFd,
     reader: Mutex<FrameReader>,
     writer: Mutex<()>,
     _items: PhantomData<fn(T) -> T>,
@@ -60,7 +66,7 @@ pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
 impl<T> Connection<T> {
     fn from_fd(fd: OwnedFd) -> Self {
         Connection {
-            fd,
+            fd: HandleFd::new(fd),
             reader: Mutex::new(FrameReader::new(usize::MAX)),
             writer: Mutex::new(()),
             _items: PhantomData,

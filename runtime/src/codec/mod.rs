@@ -43,10 +43,17 @@ thread_local! {
 }
 
 /// Encodes `value`, collecting a duplicate of every fd its handles hold.
+///
+/// Late in a thread's life (in an `atexit` handler, after libc has run the
+/// thread-local destructors) there is no side table: plain values still
+/// encode, and a handle is refused as it is outside `encode`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
-    let saved = OUTGOING.with(|o| o.replace(Some(Vec::new())));
+    let saved = OUTGOING.try_with(|o| o.replace(Some(Vec::new())));
     let bytes = postcard::to_allocvec(value);
-    let fds = OUTGOING.with(|o| o.replace(saved)).unwrap_or_default();
+    let fds = match saved {
+        Ok(saved) => OUTGOING.with(|o| o.replace(saved)).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     match bytes {
         Ok(bytes) => Ok(Encoded { bytes, fds }),
         Err(e) => Err(codec_error("encode", std::any::type_name::<T>(), e)),
@@ -57,9 +64,11 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
 /// handle claimed are closed.
 pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
     let table = encoded.fds.into_iter().map(Some).collect();
-    let saved = INCOMING.with(|i| i.replace(Some(table)));
+    let saved = INCOMING.try_with(|i| i.replace(Some(table)));
     let result = postcard::take_from_bytes::<T>(&encoded.bytes);
-    INCOMING.with(|i| i.replace(saved));
+    if let Ok(saved) = saved {
+        INCOMING.with(|i| i.replace(saved));
+    }
     match result {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(Error::Codec(format!(
@@ -81,7 +90,7 @@ fn codec_error(what: &str, ty: &str, e: postcard::Error) -> Error {
 /// Fails outside `encode`: a handle only means something when its fd
 /// travels with it, so it cannot go through serde_json or a file.
 pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> Result<S::Ok, S::Error> {
-    let index = OUTGOING.with(|o| {
+    let index = OUTGOING.try_with(|o| {
         let mut o = o.borrow_mut();
         let table = o.as_mut().ok_or_else(|| {
             S::Error::custom(
@@ -92,7 +101,9 @@ pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> 
         let dup = fd.try_clone_to_owned().map_err(S::Error::custom)?;
         table.push(dup);
         Ok(table.len() as u32 - 1)
-    })?;
+    });
+    let index =
+        index.unwrap_or_else(|_| Err(S::Error::custom("no handle table in a thread that is exiting")))?;
     serializer.serialize_u32(index)
 }
 
@@ -100,7 +111,7 @@ pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> 
 /// side table of the `decode` under way.
 pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFd, D::Error> {
     let index = u32::deserialize(deserializer)? as usize;
-    INCOMING.with(|i| {
+    let taken = INCOMING.try_with(|i| {
         let mut i = i.borrow_mut();
         let table = i
             .as_mut()
@@ -109,7 +120,8 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
             .get_mut(index)
             .and_then(Option::take)
             .ok_or_else(|| D::Error::custom(format!("handle {index} did not arrive with the message")))
-    })
+    });
+    taken.unwrap_or_else(|_| Err(D::Error::custom("no handle table in a thread that is exiting")))
 }
 
 #[cfg(test)]

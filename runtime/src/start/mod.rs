@@ -154,8 +154,10 @@ fn write_spec_late(
 
 /// Resets the runtime's global state in a child forked from this process
 /// (the `Fork` method): the child has no children, no fork server, no
-/// launcher thread, and a copy of locks other threads may have held.
+/// launcher thread, no copies of the parent's handles, and fresh copies of
+/// locks other threads may have held.
 fn reset_after_fork(proof: &sys::process::ForkedChild) {
+    sys::fd::disarm_handles_in_child(proof);
     children::reset_after_fork(proof);
     forkserver::reset_after_fork(proof);
     launcher::reset_after_fork(proof);

@@ -1,9 +1,11 @@
 //! File descriptors: adopting inherited ones, closing the rest.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt;
+use super::fork_mutex::ForkMutex;
+use super::process::ForkedChild;
 
 /// Takes ownership of a socket fd this process inherited by number (through
 /// `exec`), after checking that the number is open and is a socket.
@@ -55,5 +57,57 @@ pub(crate) fn close_all_except(keep: RawFd) {
             libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
         }
         libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0u32);
+    }
+}
+
+/// The fd of a handle (a `Connection`, ...): an `OwnedFd` that a child
+/// forked from this process does not keep.
+///
+/// `fork` copies every fd. A child that kept a copy of, say, the parent's
+/// end of a pipe would keep that pipe open after the parent dropped its
+/// end, and the other side would never see end of file. So every live
+/// `HandleFd` is recorded, and a forked child points each recorded number
+/// at a dead socket instead ([`disarm_handles_in_child`]). The number stays
+/// valid (the copied `HandleFd` still owns it and closes it on drop), but no
+/// longer refers to the parent's file.
+#[derive(Debug)]
+pub(crate) struct HandleFd(OwnedFd);
+
+static HANDLES: ForkMutex<Vec<RawFd>> = ForkMutex::new(Vec::new());
+
+impl HandleFd {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        HANDLES.lock().push(fd.as_raw_fd());
+        HandleFd(fd)
+    }
+}
+
+impl AsFd for HandleFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Drop for HandleFd {
+    fn drop(&mut self) {
+        let raw = self.0.as_raw_fd();
+        let mut handles = HANDLES.lock();
+        if let Some(i) = handles.iter().rposition(|fd| *fd == raw) {
+            handles.swap_remove(i);
+        }
+    }
+}
+
+/// In a freshly forked child: points the fd of every handle inherited from
+/// the parent at a dead socket (reads give end of file, writes `EPIPE`).
+pub(crate) fn disarm_handles_in_child(proof: &ForkedChild) {
+    let inherited = std::mem::take(&mut *HANDLES.lock());
+    HANDLES.reinit_in_child(proof, Vec::new());
+    let Ok((dead, peer)) = super::socket::socketpair() else { return };
+    drop(peer);
+    for raw in inherited {
+        // SAFETY: dup3 only changes what the number `raw` refers to; the
+        // number stays open and owned by the same copied `HandleFd`.
+        unsafe { libc::dup3(dead.as_raw_fd(), raw, libc::O_CLOEXEC) };
     }
 }

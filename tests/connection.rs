@@ -1,0 +1,176 @@
+//! Connections as handles: a `Connection` passed to a remote fn under every
+//! start method, sent over another connection, returned by a remote fn.
+//! IDs such as CONN-05 cite ../shared/spec/cpython-conformance.md.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use multiproc::connection::Connection;
+use multiproc::{Context, Error, StartMethod};
+
+use common::{LIMIT, join};
+
+fn recv_within<T: serde::Serialize + serde::de::DeserializeOwned>(
+    conn: &Connection<T>,
+) -> multiproc::Result<T> {
+    assert!(conn.poll(LIMIT)?, "nothing arrived within {LIMIT:?}");
+    conn.recv()
+}
+
+/// Answers each string with its upper case until the parent closes.
+#[multiproc::remote]
+fn shout(conn: Connection<String>) -> usize {
+    let mut answered = 0;
+    while let Ok(line) = conn.recv() {
+        conn.send(line.to_uppercase()).expect("send");
+        answered += 1;
+    }
+    answered
+}
+
+#[multiproc::remote]
+fn bytes_back(conn: Connection<()>) {
+    let got = conn.recv_bytes().expect("recv_bytes");
+    conn.send_bytes(&got.iter().rev().copied().collect::<Vec<_>>()).expect("send_bytes");
+    // Wait for the parent's go before polling: poll must not consume.
+    let _ = conn.recv_bytes();
+}
+
+#[multiproc::remote]
+fn make_pipe_and_return_one_end() -> Connection<u64> {
+    let (mine, theirs) = multiproc::pipe::<u64>().expect("pipe");
+    mine.send(42).expect("send");
+    theirs
+}
+
+#[multiproc::remote]
+fn forward_a_connection(via: Connection<Connection<String>>) {
+    let inner = via.recv().expect("recv a connection");
+    inner.send("through a connection".to_owned()).expect("send");
+}
+
+#[multiproc::remote]
+fn send_then_hang(conn: Connection<u32>) {
+    conn.send(1).expect("send");
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+#[test]
+fn a_connection_argument_works_under_every_method() {
+    for method in StartMethod::ALL {
+        let (mine, theirs) = multiproc::pipe::<String>().unwrap();
+        let p = Context::new(method).spawn(shout, (theirs,)).unwrap();
+        for word in ["one", "", "three"] {
+            mine.send(word.to_owned()).unwrap();
+            assert_eq!(recv_within(&mine).unwrap(), word.to_uppercase(), "{method}");
+        }
+        drop(mine);
+        assert_eq!(join(p).unwrap(), 3, "{method}");
+    }
+}
+
+#[test]
+fn raw_byte_messages_and_poll_cross_processes() {
+    for method in StartMethod::ALL {
+        let (mine, theirs) = multiproc::pipe::<()>().unwrap();
+        let p = Context::new(method).spawn(bytes_back, (theirs,)).unwrap();
+        assert!(!mine.poll(Duration::ZERO).unwrap());
+        mine.send_bytes(b"abc").unwrap();
+        assert!(mine.poll(LIMIT).unwrap());
+        // CONN-12: polling again does not consume.
+        assert!(mine.poll(Duration::ZERO).unwrap());
+        assert_eq!(mine.recv_bytes().unwrap(), b"cba", "{method}");
+        mine.send_bytes(b"go").unwrap();
+        join(p).unwrap();
+    }
+}
+
+// CONN-05: a peer that is gone gives Closed, not a hang.
+#[test]
+fn a_dead_peer_gives_closed() {
+    for method in StartMethod::ALL {
+        let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+        let mut p = Context::new(method).spawn(send_then_hang, (theirs,)).unwrap();
+        assert_eq!(recv_within(&mine).unwrap(), 1);
+        p.kill().unwrap();
+        let start = Instant::now();
+        assert!(mine.poll(LIMIT).unwrap());
+        assert!(matches!(mine.recv(), Err(Error::Closed)), "{method}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let _ = join(p);
+    }
+}
+
+#[test]
+fn a_connection_can_be_returned_by_a_remote_fn() {
+    for method in StartMethod::ALL {
+        let end = join(Context::new(method).spawn(make_pipe_and_return_one_end, ()).unwrap()).unwrap();
+        assert_eq!(recv_within(&end).unwrap(), 42, "{method}");
+        // The child that held the other end has exited.
+        assert!(end.poll(LIMIT).unwrap());
+        assert!(matches!(end.recv(), Err(Error::Closed)));
+    }
+}
+
+// CONN-14
+#[test]
+fn a_connection_can_travel_through_a_connection() {
+    let (mine, theirs) = multiproc::pipe::<Connection<String>>().unwrap();
+    let p = multiproc::spawn(forward_a_connection, (theirs,)).unwrap();
+    let (inner_mine, inner_theirs) = multiproc::pipe::<String>().unwrap();
+    mine.send(inner_theirs).unwrap();
+    assert_eq!(recv_within(&inner_mine).unwrap(), "through a connection");
+    join(p).unwrap();
+}
+
+// CONN-11, CONN-13: messages keep their boundaries, empty ones included.
+#[test]
+fn messages_keep_their_boundaries() {
+    let (a, b) = multiproc::pipe::<()>().unwrap();
+    let sent: [&[u8]; 8] = [b"hello", b"", b"a", b"b", b"", b"bye", b"", b"lop"];
+    for m in sent {
+        a.send_bytes(m).unwrap();
+    }
+    for m in sent {
+        assert!(b.poll(Duration::ZERO).unwrap());
+        assert_eq!(b.recv_bytes().unwrap(), m);
+    }
+    assert!(!b.poll(Duration::ZERO).unwrap());
+}
+
+// CONN-04
+#[test]
+fn poll_waits_about_its_timeout() {
+    let (_a, b) = multiproc::pipe::<u8>().unwrap();
+    let start = Instant::now();
+    assert!(!b.poll(Duration::from_millis(100)).unwrap());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(2), "{waited:?}");
+}
+
+#[test]
+fn a_message_of_another_type_is_a_codec_error_and_the_stream_goes_on() {
+    let (a, b) = multiproc::pipe::<Vec<u64>>().unwrap();
+    a.send_bytes(&[0xff, 0xff, 0xff]).unwrap();
+    a.send(vec![1, 2]).unwrap();
+    assert!(matches!(b.recv(), Err(Error::Codec(_))));
+    assert_eq!(b.recv().unwrap(), vec![1, 2]);
+}
+
+#[test]
+fn sending_to_a_closed_peer_is_closed() {
+    let (a, b) = multiproc::pipe::<u8>().unwrap();
+    drop(b);
+    assert!(matches!(a.send(1), Err(Error::Closed)));
+}
+
+#[test]
+fn a_big_message_round_trips() {
+    let (a, b) = multiproc::pipe::<Vec<u8>>().unwrap();
+    let big: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let expected = big.clone();
+    let sender = std::thread::spawn(move || a.send(big));
+    assert_eq!(b.recv().unwrap(), expected);
+    sender.join().unwrap().unwrap();
+}
