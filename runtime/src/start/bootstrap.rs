@@ -56,11 +56,13 @@ sys::ctor::constructor! {
     static BOOTSTRAP = on_load;
 }
 
-fn on_load() {
+fn on_load(startup: &sys::ctor::Startup) {
     let Some(value) = std::env::var_os(CHILD_ENV) else {
         return;
     };
     sys::env::remove_var_single_threaded(CHILD_ENV);
+    // The child's target must be registered before it is looked up.
+    startup.run_later_constructors();
     let (role, fd, token) = parse(&value).unwrap_or_else(|msg| refuse(&msg));
     let channel = sys::fd::adopt_inherited_socket(fd)
         .unwrap_or_else(|e| refuse(&format!("{CHILD_ENV} names fd {fd}, which is unusable: {e}")));
