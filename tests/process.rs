@@ -20,8 +20,11 @@ fn echo_args(a: i64, b: String, c: Vec<Option<u8>>) -> (i64, String, Vec<Option<
     (a, b, c)
 }
 
+/// A process's name, its pid, and its parent's name and pid.
+type Identity = (String, u32, Option<(String, u32)>);
+
 #[multiproc::remote]
-fn whoami() -> (String, u32, Option<(String, u32)>) {
+fn whoami() -> Identity {
     let me = multiproc::current_process();
     let parent = multiproc::parent_process().map(|p| (p.name().to_owned(), p.pid()));
     (me.name().to_owned(), me.pid(), parent)
@@ -74,7 +77,7 @@ fn open_fds() -> usize {
 }
 
 #[multiproc::remote]
-fn spawn_grandchild(method: StartMethod) -> (String, (String, u32, Option<(String, u32)>), u32) {
+fn spawn_grandchild(method: StartMethod) -> (String, Identity, u32) {
     let me = multiproc::current_process();
     let child = Context::new(method).spawn(whoami, ()).expect("spawn grandchild");
     let name = child.name().to_owned();

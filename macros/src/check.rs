@@ -15,7 +15,15 @@ pub(crate) struct Errors(Option<syn::Error>);
 
 impl Errors {
     pub(crate) fn push(&mut self, span: Span, message: impl std::fmt::Display) {
-        let error = syn::Error::new(span, message);
+        self.add(syn::Error::new(span, message));
+    }
+
+    /// Like `push`, spanned from the first token of `tokens` to the last.
+    pub(crate) fn push_spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.add(syn::Error::new_spanned(tokens, message));
+    }
+
+    fn add(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),
@@ -34,6 +42,7 @@ pub(crate) fn check(f: &RemoteFn, errors: &mut Errors) {
     no_abi(sig, errors);
     no_generics(sig, errors);
     no_variadic(sig, errors);
+    at_most_16_arguments(sig, errors);
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => no_self(receiver.self_token.span, errors),
@@ -92,15 +101,16 @@ fn no_abi(sig: &Signature, errors: &mut Errors) {
 }
 
 // A child finds the fn by name, and one name must mean one concrete fn:
-// there is no way to say which instantiation a child should run.
+// there is no way to say which instantiation a child should run. Lifetime
+// parameters are left to `owned_type`, which reports each use of one on the
+// borrow itself.
 fn no_generics(sig: &Signature, errors: &mut Errors) {
     let generics = &sig.generics;
-    if !generics.params.is_empty() {
-        let span = match (&generics.lt_token, &generics.gt_token) {
-            (Some(lt), Some(gt)) => lt.span.join(gt.span).unwrap_or(lt.span),
-            _ => generics.params.span(),
-        };
-        errors.push(span, "a #[remote] fn cannot be generic; write one #[remote] fn per concrete type");
+    if generics.type_params().next().is_some() || generics.const_params().next().is_some() {
+        errors.push_spanned(
+            generics,
+            "a #[remote] fn cannot be generic; write one #[remote] fn per concrete type",
+        );
     } else if let Some(where_clause) = &generics.where_clause {
         errors.push(
             where_clause.where_token.span,
@@ -109,9 +119,23 @@ fn no_generics(sig: &Signature, errors: &mut Errors) {
     }
 }
 
+// Only a foreign C fn can be variadic, and there is no tuple type for the
+// arguments it may be given.
 fn no_variadic(sig: &Signature, errors: &mut Errors) {
     if let Some(variadic) = &sig.variadic {
         errors.push(variadic.span(), "a #[remote] fn cannot be variadic");
+    }
+}
+
+// The `Remote` impl names the arguments as one tuple, and serde implements
+// its traits for tuples of at most 16.
+fn at_most_16_arguments(sig: &Signature, errors: &mut Errors) {
+    if let Some(input) = sig.inputs.iter().nth(16) {
+        errors.push_spanned(
+            input,
+            "a #[remote] fn takes at most 16 arguments; gather the rest in a struct that derives \
+             `serde::Serialize` and `serde::Deserialize`",
+        );
     }
 }
 
@@ -150,20 +174,21 @@ fn owned_type(ty: &Type, what: &str, errors: &mut Errors) {
             self.errors.push(
                 t.impl_token.span,
                 format!(
-                    "a #[remote] fn cannot have an `impl Trait` {}: the child needs one concrete \
-                     type to decode; name the type",
+                    "a #[remote] fn cannot have an `impl Trait` {}: the process that receives \
+                     it needs one concrete type to decode; name the type",
                     self.what
                 ),
             );
         }
         fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
             if l.ident != "static" {
-                self.errors.push(
-                    l.span(),
+                self.errors.push_spanned(
+                    l,
                     format!(
                         "a #[remote] fn cannot have a borrowed {}: the value is copied into \
-                         another process, so it must be owned; remove the lifetime",
-                        self.what
+                         another process, so it must own its data; use an owned type, or \
+                         `'static` instead of `{}`",
+                        self.what, l
                     ),
                 );
             }

@@ -6,7 +6,7 @@
 //! pointer so `square(3)` still works, and an `inventory` registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 
 use crate::ast::{Input, RemoteFn};
@@ -56,20 +56,10 @@ fn expand(f: &RemoteFn) -> TokenStream {
     let block = &item.block;
     let arg_types: Vec<_> = f.args.iter().map(|a| &a.ty).collect();
     let arg_names: Vec<_> = (0..f.args.len()).map(|i| format_ident!("arg{}", i)).collect();
+    let arg_params: Vec<_> = (0..f.args.len()).map(|i| format_ident!("__A{}", i)).collect();
     let output = f.output();
-    let output_span = match &item.sig.output {
-        syn::ReturnType::Default => name.span(),
-        syn::ReturnType::Type(_, ty) => ty.span(),
-    };
-    let arg_asserts = arg_types.iter().map(|ty| {
-        quote_spanned! {ty.span()=>
-            ::multiproc::__private::assert_arg::<#ty>();
-        }
-    });
-    let return_assert = quote_spanned! {output_span=>
-        ::multiproc::__private::assert_return::<#output>();
-    };
     let fn_ptr = quote!(fn(#(#arg_types),*) -> #output);
+    let remote_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
 
     quote! {
         #(#cfgs)*
@@ -83,14 +73,9 @@ fn expand(f: &RemoteFn) -> TokenStream {
             #(#inner_attrs)*
             #sig #block
 
-            const _: () = {
-                #(#arg_asserts)*
-                #return_assert
-            };
-
             impl ::core::fmt::Debug for #name {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    f.write_str(<Self as ::multiproc::Remote>::NAME)
+                    f.write_str(#remote_name)
                 }
             }
 
@@ -102,21 +87,47 @@ fn expand(f: &RemoteFn) -> TokenStream {
                 }
             }
 
-            impl ::multiproc::Remote for #name {
+            // The bounds hold exactly when the types can travel. When one
+            // cannot, the registration below reports it, once, on that type.
+            // Here it is only assumed: a bound with no generic parameter is
+            // checked where it is written, but not under `for<'_>`, and the
+            // bounds on `Args` and `Output` then follow from it instead of
+            // failing again.
+            impl ::multiproc::Remote for #name
+            where
+                #(for<'__multiproc> #arg_types: ::multiproc::__private::RemoteArg,)*
+                for<'__multiproc> #output: ::multiproc::__private::RemoteReturn,
+            {
                 type Args = (#(#arg_types,)*);
                 type Output = #output;
-                const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
+                const NAME: &'static str = #remote_name;
                 fn call(&self, (#(#arg_names,)*): Self::Args) -> Self::Output {
                     #name(#(#arg_names),*)
                 }
             }
 
+            // Generic over each type, so that each is checked on its own and
+            // reported once, on its own span.
+            fn __multiproc_invoke<
+                #(#arg_params: ::multiproc::__private::RemoteArg,)*
+                __R: ::multiproc::__private::RemoteReturn,
+            >(
+                f: fn(#(#arg_params),*) -> __R,
+                input: ::multiproc::__private::Encoded,
+            ) -> ::multiproc::Result<::multiproc::__private::Encoded> {
+                ::multiproc::__private::invoke(
+                    #remote_name,
+                    input,
+                    |(#(#arg_names,)*): (#(#arg_params,)*)| f(#(#arg_names),*),
+                )
+            }
+
             ::multiproc::__private::inventory::submit! {
                 ::multiproc::__private::Registration {
-                    name: <#name as ::multiproc::Remote>::NAME,
+                    name: #remote_name,
                     file: ::core::file!(),
                     line: ::core::line!(),
-                    invoke: |input| ::multiproc::__private::invoke(#name {}, input),
+                    invoke: |input| __multiproc_invoke::<#(#arg_types,)* #output>(#name, input),
                 }
             }
         };

@@ -29,25 +29,24 @@ pub mod __private {
 
     /// Marks types that can be an argument of a `#[remote]` fn.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be an argument of a #[remote] fn: it does not implement serde's `Serialize` and `DeserializeOwned`",
+        message = "`{Self}` cannot be an argument of a #[remote] fn: it must implement serde's `Serialize` and `DeserializeOwned`",
         label = "this argument cannot be sent to another process",
-        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or pass a type that has them"
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or pass an owned, `Send` type that has them"
     )]
     pub trait RemoteArg: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+    // A type that misses several of the bounds is one error, in the words
+    // above, instead of one error per missing trait.
+    #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> RemoteArg for T {}
 
     /// Marks types that can be returned by a `#[remote]` fn.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be returned by a #[remote] fn: it does not implement serde's `Serialize` and `DeserializeOwned`",
+        message = "`{Self}` cannot be returned by a #[remote] fn: it must implement serde's `Serialize` and `DeserializeOwned`",
         label = "this value cannot be sent back to the parent",
-        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return a type that has them"
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return an owned, `Send` type that has them"
     )]
     pub trait RemoteReturn: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+    // As for `RemoteArg`.
+    #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> RemoteReturn for T {}
-
-    /// Compiles only if `T` can be an argument of a `#[remote]` fn.
-    pub const fn assert_arg<T: RemoteArg>() {}
-
-    /// Compiles only if `T` can be returned by a `#[remote]` fn.
-    pub const fn assert_return<T: RemoteReturn>() {}
 }

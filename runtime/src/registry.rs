@@ -61,15 +61,18 @@ pub struct Registration {
 
 inventory::collect!(Registration);
 
-/// Decodes `F`'s arguments from `input`, calls it, and encodes what it
-/// returns. Panics of the fn propagate to the caller.
+/// Decodes the arguments of the fn registered as `name` from `input`,
+/// calls `f` with them, and encodes what it returns: the body of every
+/// registration's trampoline. Panics of the fn propagate to the caller.
 #[doc(hidden)]
-pub fn invoke<F: Remote>(f: F, input: Encoded) -> Result<Encoded> {
-    let args: F::Args = codec::decode(input)
-        .map_err(|e| Error::Codec(format!("the arguments of `{}` did not decode: {e}", F::NAME)))?;
-    let output = f.call(args);
-    codec::encode(&output)
-        .map_err(|e| Error::Codec(format!("the result of `{}` did not encode: {e}", F::NAME)))
+pub fn invoke<A, R>(name: &'static str, input: Encoded, f: impl FnOnce(A) -> R) -> Result<Encoded>
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let args: A = codec::decode(input)
+        .map_err(|e| Error::Codec(format!("the arguments of `{name}` did not decode: {e}")))?;
+    codec::encode(&f(args)).map_err(|e| Error::Codec(format!("the result of `{name}` did not encode: {e}")))
 }
 
 type Index = HashMap<&'static str, &'static Registration>;

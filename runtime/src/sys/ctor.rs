@@ -60,8 +60,8 @@ impl Startup {
     /// first, so that the process is as initialised as `main` would find it.
     /// Each runs exactly once: the loader never gets to them.
     pub(crate) fn run_later_constructors(&self) {
-        // SAFETY: only the addresses of the linker-provided symbols are taken.
-        let (start, end) = unsafe { (&raw const __init_array_start, &raw const __init_array_end) };
+        // Only the addresses of the linker-provided symbols are taken.
+        let (start, end) = (&raw const __init_array_start, &raw const __init_array_end);
         if !(start..end).contains(&self.entry) {
             return;
         }
