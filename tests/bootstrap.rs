@@ -33,6 +33,7 @@ fn a_garbled_or_forged_child_environment_is_refused() {
         "1:forkserver:77:ff",
     ] {
         let out = run_self_with(value);
+        let value: &str = value;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{value:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{value:?}: {stderr}");

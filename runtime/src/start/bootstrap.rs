@@ -21,8 +21,9 @@ use super::spec::{ChildSpec, Outcome};
 use super::{StartMethod, forkserver, identity};
 
 /// The environment variable that marks a re-executed child. Its value is
-/// `1:<role>:<fd>:<token>`: protocol version, `spawn` or `forkserver`, the
-/// inherited socket, and the parent's token in hex.
+/// `1:<role>:<fd>:<token>:<parent pid>`: protocol version, `spawn` or
+/// `forkserver`, the inherited socket, the parent's token in hex, and the
+/// pid of the parent.
 ///
 /// A `static` rather than a `const` on purpose: the code that starts
 /// children refers to it, which keeps this file's object, and so the
@@ -61,9 +62,13 @@ fn on_load(startup: &sys::ctor::Startup) {
         return;
     };
     sys::env::remove_var_single_threaded(CHILD_ENV);
+    let (role, fd, token, parent) = parse(&value).unwrap_or_else(|msg| refuse(&msg));
+    // First thing: die with the parent, and make sure it is still there.
+    if let Err(e) = sys::process::die_with_parent(parent) {
+        refuse(&format!("the parent (pid {parent}) is gone: {e}"));
+    }
     // The child's target must be registered before it is looked up.
     startup.run_later_constructors();
-    let (role, fd, token) = parse(&value).unwrap_or_else(|msg| refuse(&msg));
     let channel = sys::fd::adopt_inherited_socket(fd)
         .unwrap_or_else(|e| refuse(&format!("{CHILD_ENV} names fd {fd}, which is unusable: {e}")));
     match role {
@@ -72,12 +77,12 @@ fn on_load(startup: &sys::ctor::Startup) {
     }
 }
 
-fn parse(value: &OsStr) -> Result<(Role, RawFd, u64), String> {
+fn parse(value: &OsStr) -> Result<(Role, RawFd, u64, u32), String> {
     let garbled = || format!("{CHILD_ENV}={value:?} is not a value multiproc sets");
     let value = value.to_str().ok_or_else(garbled)?;
     let mut parts = value.split(':');
-    let (Some(PROTOCOL), Some(role), Some(fd), Some(token), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(PROTOCOL), Some(role), Some(fd), Some(token), Some(parent), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(garbled());
     };
@@ -88,7 +93,8 @@ fn parse(value: &OsStr) -> Result<(Role, RawFd, u64), String> {
     };
     let fd = fd.parse().map_err(|_| garbled())?;
     let token = u64::from_str_radix(token, 16).map_err(|_| garbled())?;
-    Ok((role, fd, token))
+    let parent = parent.parse().map_err(|_| garbled())?;
+    Ok((role, fd, token, parent))
 }
 
 /// Ends a process that was not properly started as a child: one line on
@@ -98,9 +104,16 @@ pub(crate) fn refuse(why: &str) -> ! {
     sys::process::exit_immediately(2)
 }
 
-/// The `exec` that starts a re-executed child in `role`, inheriting `fd`.
-pub(crate) fn child_image(role: Role, fd: RawFd) -> io::Result<ExecImage> {
-    let value = format!("{PROTOCOL}:{}:{fd}:{:x}", role.as_str(), identity::token()?);
+/// The `exec` that starts a re-executed child in `role`, which inherits its
+/// socket as `INHERITED_FD` (see `sys::process::spawn_exec`).
+pub(crate) fn child_image(role: Role) -> io::Result<ExecImage> {
+    let value = format!(
+        "{PROTOCOL}:{}:{}:{:x}:{}",
+        role.as_str(),
+        sys::process::INHERITED_FD,
+        identity::token()?,
+        std::process::id()
+    );
     let argv0 = std::env::args_os().next().unwrap_or_else(|| OsString::from("multiproc"));
     let label = OsString::from(format!("multiproc:{}", role.as_str()));
     let vars: Vec<(OsString, OsString)> = std::env::vars_os().filter(|(k, _)| k != CHILD_ENV).collect();
@@ -191,8 +204,8 @@ mod tests {
 
     #[test]
     fn well_formed_values_parse() {
-        assert_eq!(parse(OsStr::new("1:spawn:7:ff")), Ok((Role::Spawned, 7, 255)));
-        assert_eq!(parse(OsStr::new("1:forkserver:12:1")), Ok((Role::ForkServer, 12, 1)));
+        assert_eq!(parse(OsStr::new("1:spawn:7:ff:42")), Ok((Role::Spawned, 7, 255, 42)));
+        assert_eq!(parse(OsStr::new("1:forkserver:12:1:9")), Ok((Role::ForkServer, 12, 1, 9)));
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! The launcher: one long-lived thread that forks every direct child.
+//! The launcher: one long-lived thread that starts every direct child.
 //!
 //! A child asks the kernel for SIGKILL when its parent dies
 //! (`PR_SET_PDEATHSIG`), but the kernel sends it when the *thread* that
 //! forked the child exits, not the process. A child forked by a short-lived
 //! helper thread would die with that thread. So every fork of this process
-//! happens on this thread, which lives as long as the process.
+//! (and every `posix_spawn`) happens on this thread, which lives as long as
+//! the process.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Once;
 use std::sync::mpsc::{self, Sender, SyncSender};
 
@@ -20,7 +21,7 @@ use super::bootstrap;
 use super::children::ChildWatch;
 
 enum Job {
-    /// Fork, then execute `image` with `keep` as the only inherited fd.
+    /// Start a process executing `image`, with `keep` as its only inherited fd.
     Exec { image: ExecImage, keep: OwnedFd, reply: SyncSender<io::Result<u32>> },
     /// Fork, and run the child protocol on `channel` in the copy.
     Fork { channel: OwnedFd, reply: SyncSender<io::Result<u32>> },
@@ -60,7 +61,7 @@ fn start_thread() -> io::Result<Sender<Job>> {
 fn run(job: Job) {
     match job {
         Job::Exec { image, keep, reply } => {
-            let _ = reply.send(sys::process::fork_exec(&image, keep.as_raw_fd()));
+            let _ = reply.send(sys::process::spawn_exec(&image, keep.as_fd()));
         }
         Job::Fork { channel, reply } => {
             warn_if_threaded();
@@ -95,7 +96,7 @@ fn warn_if_threaded() {
 /// Starts a child as a fresh execution of this program, with `channel` as
 /// its end of the child protocol.
 pub(crate) fn spawn_child(channel: OwnedFd) -> io::Result<ChildWatch> {
-    let image = bootstrap::child_image(bootstrap::Role::Spawned, channel.as_raw_fd())?;
+    let image = bootstrap::child_image(bootstrap::Role::Spawned)?;
     let pid = submit(|reply| Job::Exec { image, keep: channel, reply })?;
     let pidfd = sys::process::pidfd_open(pid)?;
     Ok(ChildWatch::Direct { pid, pidfd })
@@ -104,7 +105,7 @@ pub(crate) fn spawn_child(channel: OwnedFd) -> io::Result<ChildWatch> {
 /// Starts a fork server: a fresh execution of this program that serves on
 /// `control`. Returns its pid.
 pub(crate) fn exec_server(control: OwnedFd) -> io::Result<u32> {
-    let image = bootstrap::child_image(bootstrap::Role::ForkServer, control.as_raw_fd())?;
+    let image = bootstrap::child_image(bootstrap::Role::ForkServer)?;
     submit(|reply| Job::Exec { image, keep: control, reply })
 }
 

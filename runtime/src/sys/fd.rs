@@ -36,14 +36,6 @@ pub(crate) fn adopt_inherited_socket(raw: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// Clears close-on-exec on `raw`, so it survives `exec`.
-///
-/// Async-signal-safe: used between `fork` and `exec`.
-pub(crate) fn clear_cloexec(raw: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a number never touches memory; a bad number is EBADF.
-    cvt(unsafe { libc::fcntl(raw, libc::F_SETFD, 0) }).map(drop)
-}
-
 /// Closes every fd above 2 except `keep`.
 ///
 /// Async-signal-safe: used right after `fork`, before the child reads

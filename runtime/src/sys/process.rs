@@ -17,27 +17,55 @@ pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 #[derive(Debug)]
 pub(crate) struct ForkedChild(());
 
-/// Forks and, in the child, executes `image` with `keep` as the only fd
-/// besides stdin, stdout and stderr. The child asks for SIGKILL when the
-/// calling thread exits. Returns the child's pid.
-pub(crate) fn fork_exec(image: &ExecImage, keep: RawFd) -> io::Result<u32> {
-    let parent = std::process::id();
-    // SAFETY: between fork and exec the child calls only async-signal-safe
-    // functions (prctl, getppid, close_range, fcntl, execve, _exit), and
-    // `image` was built before the fork, so the child does not allocate.
-    let pid = cvt(unsafe { libc::fork() })?;
-    if pid != 0 {
-        return Ok(pid as u32);
+/// The fd number a child started by [`spawn_exec`] finds its inherited
+/// socket at.
+pub(crate) const INHERITED_FD: RawFd = 3;
+
+/// Starts a process executing `image`, with `keep` as its fd
+/// [`INHERITED_FD`] and no other fd besides stdin, stdout and stderr.
+/// Returns the child's pid.
+///
+/// Uses `posix_spawn`, which glibc implements with
+/// `clone(CLONE_VM | CLONE_VFORK)`: the parent's page tables are not copied
+/// and nothing of the parent is written until the child has called `exec`,
+/// which makes it several times cheaper than `fork` + `exec` from a large
+/// parent. `posix_spawn` cannot ask for a parent-death signal, so the child
+/// does that itself first thing (see `die_with_parent`); the kernel ties it
+/// to the calling thread either way.
+pub(crate) fn spawn_exec(image: &ExecImage, keep: BorrowedFd<'_>) -> io::Result<u32> {
+    /// Checks a `posix_spawn*` return value, which is an error number.
+    fn check(ret: libc::c_int) -> io::Result<()> {
+        if ret == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(ret)) }
     }
-    if die_with_parent(parent).is_err() {
-        exit_immediately(1);
+    // SAFETY: all-zero values are valid to pass to the matching `_init`
+    // calls, which initialise them before any other use.
+    let mut actions: libc::posix_spawn_file_actions_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut attr: libc::posix_spawnattr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: every pointer passed is to a live, initialised value owned by
+    // this frame or by `image`; the `_destroy` calls run on every path after
+    // the matching `_init` succeeded.
+    unsafe {
+        check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        let result = (|| {
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions, keep.as_raw_fd(), INHERITED_FD))?;
+            check(libc::posix_spawn_file_actions_addclosefrom_np(&mut actions, INHERITED_FD + 1))?;
+            check(libc::posix_spawnattr_init(&mut attr))?;
+            let mut pid: libc::pid_t = 0;
+            let spawned = check(libc::posix_spawn(
+                &mut pid,
+                image.path.as_ptr(),
+                &actions,
+                &attr,
+                image.argv_ptrs.as_ptr().cast(),
+                image.envp_ptrs.as_ptr().cast(),
+            ));
+            libc::posix_spawnattr_destroy(&mut attr);
+            spawned.map(|()| pid as u32)
+        })();
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        result
     }
-    super::fd::close_all_except(keep);
-    if super::fd::clear_cloexec(keep).is_err() {
-        exit_immediately(1);
-    }
-    let _ = image.exec();
-    exit_immediately(127)
 }
 
 /// Forks and runs `child` in the copy; it must end the process (it never
@@ -87,8 +115,8 @@ pub(crate) fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// An `exec` call prepared in advance, so that the child of a multithreaded
-/// process can run it without allocating.
+/// An `exec` call prepared in advance: the path, arguments and environment
+/// as the C strings and null-terminated arrays `exec` takes.
 #[derive(Debug)]
 pub(crate) struct ExecImage {
     path: CString,
@@ -132,15 +160,6 @@ impl ExecImage {
             _argv: argv,
             _envp: envp,
         })
-    }
-
-    /// Replaces the process image. Returns only on failure.
-    /// Async-signal-safe.
-    pub(crate) fn exec(&self) -> io::Error {
-        // SAFETY: path, argv and envp are NUL-terminated strings and
-        // null-terminated arrays owned by `self`, alive for the call.
-        unsafe { libc::execve(self.path.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
-        io::Error::last_os_error()
     }
 }
 
