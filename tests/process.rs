@@ -84,6 +84,16 @@ fn spawn_grandchild(method: StartMethod) -> (String, Identity, u32) {
     (name, child.join().expect("join grandchild"), me.pid())
 }
 
+#[multiproc::remote]
+fn start_method() -> StartMethod {
+    multiproc::get_start_method()
+}
+
+#[multiproc::remote]
+fn comm() -> String {
+    std::fs::read_to_string("/proc/self/comm").expect("/proc/self/comm").trim_end().to_owned()
+}
+
 fn for_each_method(test: impl Fn(StartMethod)) {
     for method in StartMethod::ALL {
         test(method);
@@ -97,6 +107,24 @@ fn join_returns_the_value_under_every_method() {
         assert_eq!(join(ctx.spawn(square, (7,)).unwrap()).unwrap(), 49, "{method}");
         let args = (-3, "three".to_owned(), vec![Some(3), None]);
         assert_eq!(join(ctx.spawn(echo_args, args.clone()).unwrap()).unwrap(), args, "{method}");
+    });
+}
+
+// CTX-01: a child reports the method that started it.
+#[test]
+fn a_child_reports_its_start_method() {
+    for_each_method(|method| {
+        assert_eq!(join(Context::new(method).spawn(start_method, ()).unwrap()).unwrap(), method);
+    });
+    assert_eq!(multiproc::get_start_method(), StartMethod::ForkServer, "a context leaves the default alone");
+}
+
+// A re-executed child shows under the program's name in ps and top.
+#[test]
+fn a_child_has_the_program_name() {
+    let mine = std::fs::read_to_string("/proc/self/comm").unwrap().trim_end().to_owned();
+    for_each_method(|method| {
+        assert_eq!(join(Context::new(method).spawn(comm, ()).unwrap()).unwrap(), mine, "{method}");
     });
 }
 

@@ -67,6 +67,7 @@ fn on_load(startup: &sys::ctor::Startup) {
     if let Err(e) = sys::process::die_with_parent(parent) {
         refuse(&format!("the parent (pid {parent}) is gone: {e}"));
     }
+    show_program_name();
     // The child's target must be registered before it is looked up.
     startup.run_later_constructors();
     let channel = sys::fd::adopt_inherited_socket(fd)
@@ -95,6 +96,15 @@ fn parse(value: &OsStr) -> Result<(Role, RawFd, u64, u32), String> {
     let token = u64::from_str_radix(token, 16).map_err(|_| garbled())?;
     let parent = parent.parse().map_err(|_| garbled())?;
     Ok((role, fd, token, parent))
+}
+
+/// Names the process after the program: executed as /proc/self/exe it
+/// would show as "exe", and forked by the launcher thread, as that thread.
+fn show_program_name() {
+    if let Some(program) = std::env::args_os().next() {
+        let program = std::path::Path::new(&program);
+        sys::process::set_comm(program.file_name().unwrap_or(program.as_os_str()));
+    }
 }
 
 /// Ends a process that was not properly started as a child: one line on
@@ -132,6 +142,9 @@ static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 pub(crate) fn run_child(channel: OwnedFd, expected_token: Option<u64>, method: StartMethod) -> ! {
     // Rust's `main` ignores SIGPIPE; a child caught before `main` does too.
     sys::process::ignore_signal(sys::process::SIGPIPE);
+    if method == StartMethod::Fork {
+        show_program_name();
+    }
     let mut reader = FrameReader::new(usize::MAX);
     let frame = match reader.read_before(channel.as_fd(), Instant::now() + SPEC_TIMEOUT) {
         Ok(Some(frame)) => frame,
@@ -151,8 +164,6 @@ pub(crate) fn run_child(channel: OwnedFd, expected_token: Option<u64>, method: S
     super::set_start_method(spec.start_method);
     log::set_max_level(level_filter(spec.log_level));
     let (outcome, fds) = run_target(&spec, Encoded { bytes: spec.args.clone(), fds });
-    let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
     let code = if matches!(outcome, Outcome::Returned(_)) { 0 } else { 1 };
     if let Ok(frame) = codec::encode(&outcome) {
         let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
@@ -160,8 +171,10 @@ pub(crate) fn run_child(channel: OwnedFd, expected_token: Option<u64>, method: S
         let _ = codec::write_frame(channel.as_fd(), &frame.bytes, &fds);
     }
     drop(channel);
-    // `exit`, not `_exit`: flushes stdio and runs `atexit` handlers, among
-    // them the one that joins this child's own children.
+    // `exit`, not `_exit`: it flushes Rust's stdout (with a `try_lock`, so a
+    // `Fork` child whose copy of the lock was held by another thread does
+    // not hang) and runs `atexit` handlers, among them the one that joins
+    // this child's own children. The parent's `join` returns after that.
     std::process::exit(code)
 }
 

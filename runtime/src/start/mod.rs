@@ -123,6 +123,12 @@ pub(crate) fn launch(method: StartMethod, spec: &ChildSpec, fds: Vec<OwnedFd>) -
     if prewritten {
         codec::write_frame(parent_end.as_fd(), &frame.bytes, &fds)?;
     }
+    if method == StartMethod::Fork {
+        // What this process printed but has not flushed would otherwise be
+        // copied into the child and printed twice. The lock is reentrant, so
+        // a caller holding it does not block here.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
     let watch = match method {
         StartMethod::ForkServer => forkserver::fork_child(child_end)?,
         StartMethod::Spawn => launcher::spawn_child(child_end)?,

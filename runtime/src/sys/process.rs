@@ -108,6 +108,18 @@ pub(crate) fn die_with_parent(expected_parent: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the name the kernel shows for this thread (and, for the main
+/// thread, the process: `/proc/self/comm`, `ps`, `top`), cut to 15 bytes.
+pub(crate) fn set_comm(name: &OsStr) {
+    let mut buf = [0u8; 16];
+    let bytes = name.as_bytes();
+    let len = bytes.len().min(15);
+    buf[..len].copy_from_slice(&bytes[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
+    // from `buf`, which is that.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr(), 0, 0, 0) };
+}
+
 /// Ends the process at once with `code`, running no destructors and no
 /// `atexit` handlers. Async-signal-safe.
 pub(crate) fn exit_immediately(code: i32) -> ! {
