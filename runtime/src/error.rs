@@ -44,6 +44,17 @@ pub enum Error {
     /// No `#[remote]` fn is registered under this name in the process that
     /// was asked to run it.
     UnknownFunction(String),
+    /// `recv_bytes_into` was given a buffer smaller than the message, which
+    /// is here whole (it has been read, so the stream goes on).
+    BufferTooShort(Vec<u8>),
+    /// A message is longer than the receiving connection allows; it was
+    /// skipped, so the stream goes on.
+    MessageTooLong {
+        /// The length the sender declared.
+        len: u64,
+        /// The longest message the connection accepts.
+        max: usize,
+    },
     /// Two `#[remote]` fns are registered under the same name, so a child
     /// could not tell which one to run.
     DuplicateFunction {
@@ -81,6 +92,17 @@ impl fmt::Display for Error {
                 "no #[remote] fn named `{name}` is registered in the child; \
                  parent and child must run the same binary"
             ),
+            Error::BufferTooShort(message) => write!(
+                f,
+                "the buffer is too small for the {}-byte message (which is in this error)",
+                message.len()
+            ),
+            Error::MessageTooLong { len, max } => {
+                write!(
+                    f,
+                    "a {len}-byte message is over this connection's limit of {max} bytes; it was skipped"
+                )
+            }
             Error::DuplicateFunction { name, first, second } => write!(
                 f,
                 "two #[remote] fns are registered as `{name}` ({first} and {second}); \

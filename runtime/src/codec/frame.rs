@@ -89,6 +89,11 @@ impl FrameReader {
         }
     }
 
+    /// Sets the longest payload the next frames may have.
+    pub(crate) fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
+    }
+
     /// True if part of a frame has been read and not handed out.
     pub(crate) fn is_mid_frame(&self) -> bool {
         self.header_len > 0 || self.skip > 0
@@ -131,7 +136,7 @@ impl FrameReader {
                     self.fds.clear();
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("a message of {len} bytes is over the limit of {} bytes", self.max_len),
+                        FrameTooLong { len, max: self.max_len },
                     ));
                 }
                 self.expected = Some(len);
@@ -206,6 +211,21 @@ impl FrameReader {
         }
     }
 }
+
+/// A frame refused for its length: the `InvalidData` error's inner error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameTooLong {
+    pub(crate) len: usize,
+    pub(crate) max: usize,
+}
+
+impl std::fmt::Display for FrameTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a message of {} bytes is over the limit of {} bytes", self.len, self.max)
+    }
+}
+
+impl std::error::Error for FrameTooLong {}
 
 fn eof_in_frame() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "got end of file during message")

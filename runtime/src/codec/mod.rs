@@ -9,8 +9,10 @@
 //! [`deserialize_fd`] are the two ends of that table.
 
 mod frame;
+#[cfg(feature = "pickle")]
+pub(crate) mod pickle;
 
-pub(crate) use frame::{FrameReader, ReadOutcome, write_frame};
+pub(crate) use frame::{FrameReader, FrameTooLong, ReadOutcome, write_frame};
 
 use std::cell::RefCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -122,6 +124,26 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
             .ok_or_else(|| D::Error::custom(format!("handle {index} did not arrive with the message")))
     });
     taken.unwrap_or_else(|_| Err(D::Error::custom("no handle table in a thread that is exiting")))
+}
+
+/// A handle's fd on its way out: serializes as in [`serialize_fd`].
+#[derive(Debug)]
+pub(crate) struct SendFd<'a>(pub(crate) BorrowedFd<'a>);
+
+impl Serialize for SendFd<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_fd(self.0, serializer)
+    }
+}
+
+/// A handle's fd on its way in: deserializes as in [`deserialize_fd`].
+#[derive(Debug)]
+pub(crate) struct RecvFd(pub(crate) OwnedFd);
+
+impl<'de> Deserialize<'de> for RecvFd {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_fd(deserializer).map(RecvFd)
+    }
 }
 
 #[cfg(test)]

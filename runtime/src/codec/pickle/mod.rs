@@ -1,0 +1,1 @@
+//! Python's pickle format, for values exchanged with Python.

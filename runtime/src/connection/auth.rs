@@ -1,0 +1,1 @@
+//! The authkey handshake of CPython's `multiprocessing.connection`.

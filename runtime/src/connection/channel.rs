@@ -1,0 +1,97 @@
+//! A framed stream socket: the untyped layer under [`Connection`].
+//!
+//! [`Connection`]: super::Connection
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::codec::{self, Encoded, FrameReader, FrameTooLong, ReadOutcome};
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::sys::fd::HandleFd;
+
+/// One end of a stream socket carrying whole frames. Sends (and receives)
+/// from several threads take turns, a frame at a time.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    fd: HandleFd,
+    /// A Unix socket, which can carry fds beside the bytes; TCP cannot.
+    local: bool,
+    reader: Mutex<FrameReader>,
+    writer: Mutex<()>,
+}
+
+impl Channel {
+    pub(crate) fn new(fd: OwnedFd, local: bool) -> Self {
+        Channel {
+            fd: HandleFd::new(fd),
+            local,
+            reader: Mutex::new(FrameReader::new(usize::MAX)),
+            writer: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn is_local(&self) -> bool {
+        self.local
+    }
+
+    pub(crate) fn reader(&self) -> MutexGuard<'_, FrameReader> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends one frame, with `fds` attached.
+    pub(crate) fn send(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        if !fds.is_empty() && !self.local {
+            return Err(Error::Codec(
+                "handles (connections, queues, locks) can only be sent over a local connection, \
+                 not over TCP"
+                    .to_owned(),
+            ));
+        }
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        codec::write_frame(self.fd.as_fd(), payload, fds).map_err(closed_or_io)
+    }
+
+    /// Receives one frame, waiting until `deadline` at most (`None`: no
+    /// limit). Running out of time is [`Error::Timeout`], and what arrived
+    /// of a frame is kept for the next call.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Encoded> {
+        let mut reader = self.reader();
+        loop {
+            let outcome = reader.read(self.fd.as_fd(), deadline.is_some()).map_err(closed_or_io)?;
+            match outcome {
+                ReadOutcome::Frame(frame) => return Ok(frame),
+                ReadOutcome::Eof => return Err(Error::Closed),
+                ReadOutcome::WouldBlock => {
+                    let [ready] = sys::poll::wait_readable([self.fd.as_fd()], deadline)?;
+                    if !ready {
+                        return Err(Error::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until `deadline` for something to read (or end of file).
+    pub(crate) fn poll(&self, deadline: Option<Instant>) -> Result<bool> {
+        Ok(sys::poll::wait_readable([self.fd.as_fd()], deadline)?[0])
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn closed_or_io(e: io::Error) -> Error {
+    if let Some(FrameTooLong { len, max }) = e.get_ref().and_then(|inner| inner.downcast_ref()) {
+        return Error::MessageTooLong { len: *len as u64, max: *max };
+    }
+    match e.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Error::Closed,
+        _ => Error::Io(e),
+    }
+}

@@ -1,0 +1,293 @@
+//! Connections: message channels between processes, and to Python.
+//!
+//! A [`Connection`] is one end of a stream socket that carries whole
+//! messages, framed as CPython's `multiprocessing.connection` frames them,
+//! so raw byte messages ([`send_bytes`](Connection::send_bytes),
+//! [`recv_bytes`](Connection::recv_bytes)) can be exchanged with Python. It
+//! is a handle: it can be an argument of a remote fn or be sent through
+//! another connection, and its fd travels with it.
+
+mod auth;
+mod channel;
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, Encoded, RecvFd, SendFd};
+use crate::error::{Error, Result};
+use crate::sys;
+
+pub(crate) use channel::Channel;
+
+/// One end of a message channel carrying values of type `T` (with
+/// [`send`](Connection::send) and [`recv`](Connection::recv)) and raw byte
+/// messages (with [`send_bytes`](Connection::send_bytes) and
+/// [`recv_bytes`](Connection::recv_bytes)).
+///
+/// Messages keep their boundaries: one `send` is one `recv`, and an empty
+/// message is a message. Methods take `&self`; concurrent senders (or
+/// receivers) on one end take turns, a message at a time. Dropping the end
+/// (or [`close`](Connection::close)) closes it: the peer's `recv` then
+/// returns [`Error::Closed`] once it has read what was sent before.
+///
+/// A child started with [`StartMethod::Fork`](crate::StartMethod::Fork)
+/// does not inherit the parent's connections (unlike in Python, where a
+/// forked child keeps a copy of every pipe end, so the peer may never see
+/// end of file): only those passed to it as arguments reach it.
+pub struct Connection<T> {
+    channel: Channel,
+    readable: bool,
+    writable: bool,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+/// A connected pair of duplex connections: what one end sends, the other
+/// receives.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// let (a, b) = multiproc::pipe::<String>()?;
+/// a.send("hello".to_string())?;
+/// assert_eq!(b.recv()?, "hello");
+/// b.send_bytes(b"raw")?;
+/// assert_eq!(a.recv_bytes()?, b"raw");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`] if the system is out of fds.
+pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
+    let (a, b) = sys::socket::socketpair()?;
+    Ok((Connection::from_fd(a, true), Connection::from_fd(b, true)))
+}
+
+/// A one-way pair `(reader, writer)`, Python's `Pipe(duplex=False)`: the
+/// reader only receives and the writer only sends; the other direction is
+/// an error.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// let (reader, writer) = multiproc::connection::pipe_oneway::<u32>()?;
+/// writer.send(7)?;
+/// assert_eq!(reader.recv()?, 7);
+/// assert!(reader.send(8).is_err());
+/// assert!(writer.recv().is_err());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`] if the system is out of fds.
+pub fn pipe_oneway<T>() -> Result<(Connection<T>, Connection<T>)> {
+    let (r, w) = sys::socket::socketpair()?;
+    let (r, w) = (UnixStream::from(r), UnixStream::from(w));
+    r.shutdown(std::net::Shutdown::Write)?;
+    w.shutdown(std::net::Shutdown::Read)?;
+    let mut reader = Connection::from_fd(r.into(), true);
+    reader.writable = false;
+    let mut writer = Connection::from_fd(w.into(), true);
+    writer.readable = false;
+    Ok((reader, writer))
+}
+
+impl<T> Connection<T> {
+    /// Wraps a connected stream socket; `local` if it is a Unix socket.
+    pub(crate) fn from_fd(fd: OwnedFd, local: bool) -> Self {
+        Connection { channel: Channel::new(fd, local), readable: true, writable: true, _items: PhantomData }
+    }
+
+    fn check_readable(&self) -> Result<()> {
+        if self.readable { Ok(()) } else { Err(direction_error("connection is write-only")) }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable { Ok(()) } else { Err(direction_error("connection is read-only")) }
+    }
+
+    fn read(&self) -> Result<Encoded> {
+        self.check_readable()?;
+        self.channel.recv(None)
+    }
+
+    /// True unless this is the writing end of a one-way pipe.
+    pub fn is_readable(&self) -> bool {
+        self.readable
+    }
+
+    /// True unless this is the reading end of a one-way pipe.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Sends `bytes` as one message. To send part of a buffer, send a
+    /// slice of it: `conn.send_bytes(&buf[5..10])`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the peer has closed its end; [`Error::Io`] on a
+    /// read-only end.
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.channel.send(bytes, &[])
+    }
+
+    /// Receives one message as bytes, waiting for it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the peer closed its end and everything it sent
+    /// has been read; [`Error::Io`] (`UnexpectedEof`) if it closed in the
+    /// middle of a message; [`Error::MessageTooLong`] if the message is over
+    /// [`set_max_message_len`](Connection::set_max_message_len).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.read()?.bytes)
+    }
+
+    /// Receives one message into `buf`, returning its length.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(b"0123456789")?;
+    /// a.send_bytes(b"ok")?;
+    /// let mut small = [0u8; 4];
+    /// match b.recv_bytes_into(&mut small) {
+    ///     Err(multiproc::Error::BufferTooShort(whole)) => assert_eq!(whole, b"0123456789"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(b.recv_bytes_into(&mut small)?, 2); // the stream goes on
+    /// assert_eq!(&small[..2], b"ok");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferTooShort`], holding the whole message, if `buf` is
+    /// smaller than it; the message is consumed and the next one reads
+    /// cleanly. Otherwise as [`recv_bytes`](Connection::recv_bytes).
+    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
+        let message = self.recv_bytes()?;
+        match buf.get_mut(..message.len()) {
+            Some(dest) => {
+                dest.copy_from_slice(&message);
+                Ok(message.len())
+            }
+            None => Err(Error::BufferTooShort(message)),
+        }
+    }
+
+    /// Refuses received messages longer than `max` bytes: such a message is
+    /// skipped without being buffered, and its receive returns
+    /// [`Error::MessageTooLong`]. There is no limit by default, as in Python.
+    pub fn set_max_message_len(&self, max: usize) {
+        self.channel.reader().set_max_len(max);
+    }
+
+    /// Waits up to `timeout` for something to read. `Ok(true)` if a message
+    /// (or the peer's close) is pending; `Duration::ZERO` only looks.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (a, b) = multiproc::pipe::<u8>()?;
+    /// assert!(!b.poll(Duration::ZERO)?);
+    /// a.send(1)?;
+    /// assert!(b.poll(Duration::from_secs(1))?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if polling fails or this is a write-only end.
+    pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        self.check_readable()?;
+        self.channel.poll(Some(Instant::now() + timeout))
+    }
+
+    /// Closes this end. Dropping it does the same; this is for code that
+    /// reads better with the close written out.
+    pub fn close(self) {}
+}
+
+impl<T: Serialize + DeserializeOwned> Connection<T> {
+    /// Sends `item` as one message. Handles inside it (connections, ...)
+    /// travel with it over a local connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] if `item` cannot be encoded, or holds handles and
+    /// this is a TCP connection (nothing is sent then); [`Error::Closed`] if
+    /// the peer has closed its end.
+    pub fn send(&self, item: T) -> Result<()> {
+        self.check_writable()?;
+        let encoded = codec::encode(&item)?;
+        let fds: Vec<_> = encoded.fds.iter().map(AsFd::as_fd).collect();
+        self.channel.send(&encoded.bytes, &fds)
+    }
+
+    /// Receives one item, waiting for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](Connection::recv_bytes), and [`Error::Codec`] if
+    /// the message is not an encoded `T` (the stream goes on).
+    pub fn recv(&self) -> Result<T> {
+        codec::decode(self.read()?)
+    }
+}
+
+fn direction_error(what: &str) -> Error {
+    Error::Io(io::Error::new(io::ErrorKind::Unsupported, what))
+}
+
+impl<T> AsFd for Connection<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.channel.as_fd()
+    }
+}
+
+impl<T> fmt::Debug for Connection<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.channel.as_fd())
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .field("items", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T> Serialize for Connection<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.channel.reader().is_mid_frame() {
+            return Err(S::Error::custom(
+                "a connection cannot be sent while part of a message is read from it",
+            ));
+        }
+        (SendFd(self.channel.as_fd()), self.channel.is_local(), self.readable, self.writable)
+            .serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Connection<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (RecvFd(fd), local, readable, writable) = Deserialize::deserialize(deserializer)?;
+        let mut conn = Connection::from_fd(fd, local);
+        conn.readable = readable;
+        conn.writable = writable;
+        Ok(conn)
+    }
+}
