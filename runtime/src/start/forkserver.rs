@@ -153,11 +153,11 @@ pub(crate) fn serve(control: OwnedFd, token: u64) -> ! {
         };
         drop(fds);
         for i in (0..children.len()).rev() {
-            if ready[i + 1] {
-                if let Ok(Some(exitcode)) = sys::process::try_reap(children[i].pid) {
-                    let child = children.swap_remove(i);
-                    report(&child.status, &ServerReport::Exited { exitcode }, &[]);
-                }
+            if ready[i + 1]
+                && let Ok(Some(exitcode)) = sys::process::try_reap(children[i].pid)
+            {
+                let child = children.swap_remove(i);
+                report(&child.status, &ServerReport::Exited { exitcode }, &[]);
             }
         }
         if ready[0] {

@@ -78,18 +78,18 @@ fn run(job: Job) {
 /// The launcher and the thread waiting on it do not count.
 fn warn_if_threaded() {
     static WARNED: Once = Once::new();
-    if let Ok(threads) = sys::process::thread_count() {
-        if threads > 2 {
-            WARNED.call_once(|| {
-                log::warn!(
-                    "multiproc: this process (pid={}) has {} threads; use of the fork start \
-                     method may deadlock the child if another thread holds a lock. \
-                     Prefer StartMethod::ForkServer or StartMethod::Spawn.",
-                    std::process::id(),
-                    threads - 1
-                )
-            });
-        }
+    if let Ok(threads) = sys::process::thread_count()
+        && threads > 2
+    {
+        WARNED.call_once(|| {
+            log::warn!(
+                "multiproc: this process (pid={}) has {} threads; use of the fork start \
+                 method may deadlock the child if another thread holds a lock. \
+                 Prefer StartMethod::ForkServer or StartMethod::Spawn.",
+                std::process::id(),
+                threads - 1
+            )
+        });
     }
 }
 
