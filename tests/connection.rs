@@ -174,3 +174,107 @@ fn a_big_message_round_trips() {
     assert_eq!(b.recv().unwrap(), expected);
     sender.join().unwrap().unwrap();
 }
+
+// CONN-08: a sub-slice is sent as it is.
+#[test]
+fn a_sub_slice_is_one_message() {
+    let (a, b) = multiproc::pipe::<()>().unwrap();
+    let buf: Vec<u8> = (b'a'..=b'z').collect();
+    for range in [5..26, 7..15, 26..26, 0..26] {
+        a.send_bytes(&buf[range.clone()]).unwrap();
+        assert_eq!(b.recv_bytes().unwrap(), &buf[range]);
+    }
+}
+
+// CONN-02, CONN-03
+#[test]
+fn recv_bytes_into_reports_a_short_buffer_with_the_whole_message() {
+    let (a, b) = multiproc::pipe::<()>().unwrap();
+    a.send_bytes(&[7u8; 110]).unwrap();
+    a.send_bytes(&[1, 2, 3, 4]).unwrap();
+    let mut buf = [0u8; 40];
+    match b.recv_bytes_into(&mut buf) {
+        Err(Error::BufferTooShort(whole)) => assert_eq!(whole, vec![7u8; 110]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.recv_bytes_into(&mut buf[3..]).unwrap(), 4);
+    assert_eq!(&buf[3..7], &[1, 2, 3, 4]);
+}
+
+// CONN-10 (!): an oversized message is skipped, and the stream stays framed.
+#[test]
+fn an_oversized_message_is_skipped_and_the_next_one_reads() {
+    let (a, b) = multiproc::pipe::<()>().unwrap();
+    b.set_max_message_len(10);
+    a.send_bytes(&[0u8; 1000]).unwrap();
+    a.send_bytes(b"fits").unwrap();
+    assert!(matches!(b.recv_bytes(), Err(Error::MessageTooLong { len: 1000, max: 10 })));
+    assert_eq!(b.recv_bytes().unwrap(), b"fits");
+}
+
+// CONN-06
+#[test]
+fn a_one_way_pipe_refuses_the_wrong_direction() {
+    let (reader, writer) = multiproc::connection::pipe_oneway::<u8>().unwrap();
+    assert!(reader.is_readable() && !reader.is_writable());
+    assert!(writer.is_writable() && !writer.is_readable());
+    let err = reader.send(1).unwrap_err().to_string();
+    assert!(err.contains("read-only"), "{err}");
+    let err = writer.recv().unwrap_err().to_string();
+    assert!(err.contains("write-only"), "{err}");
+    assert!(writer.poll(Duration::ZERO).is_err());
+    writer.send(5).unwrap();
+    assert_eq!(reader.recv().unwrap(), 5);
+    writer.close();
+    assert!(matches!(reader.recv(), Err(Error::Closed)));
+}
+
+#[multiproc::remote]
+fn one_way_writer(writer: Connection<String>) {
+    writer.send("from the child".to_owned()).expect("send");
+}
+
+#[test]
+fn a_one_way_end_keeps_its_direction_in_a_child() {
+    let (reader, writer) = multiproc::connection::pipe_oneway::<String>().unwrap();
+    let p = multiproc::spawn(one_way_writer, (writer,)).unwrap();
+    assert_eq!(recv_within(&reader).unwrap(), "from the child");
+    join(p).unwrap();
+}
+
+// CONN-18, CONN-19: wait returns the ready subset, and honours its timeout.
+#[test]
+fn wait_returns_what_is_ready() {
+    use multiproc::connection::wait;
+    let (a, b) = multiproc::pipe::<u8>().unwrap();
+    let (c, d) = multiproc::pipe::<u8>().unwrap();
+    let start = Instant::now();
+    assert!(wait(&[&b, &d], Some(Duration::from_millis(200))).unwrap().is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    c.send(1).unwrap();
+    assert_eq!(wait(&[&b, &d], Some(Duration::ZERO)).unwrap(), vec![1]);
+    a.send(2).unwrap();
+    assert_eq!(wait(&[&b, &d], None).unwrap(), vec![0, 1]);
+    drop((a, c));
+}
+
+#[multiproc::remote]
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+// CONN-20, PROC-15: process sentinels wait beside connections.
+#[test]
+fn wait_takes_process_sentinels_beside_connections() {
+    use multiproc::connection::wait;
+    for method in StartMethod::ALL {
+        let (a, b) = multiproc::pipe::<u8>().unwrap();
+        let p = Context::new(method).spawn(sleep_ms, (300,)).unwrap();
+        assert!(wait(&[&p, &b], Some(Duration::ZERO)).unwrap().is_empty(), "{method}");
+        a.send(1).unwrap();
+        assert_eq!(wait(&[&p, &b], Some(LIMIT)).unwrap(), vec![1], "{method}");
+        assert_eq!(b.recv().unwrap(), 1);
+        assert_eq!(wait(&[&p, &b], Some(LIMIT)).unwrap(), vec![0], "{method}: the sentinel fires at exit");
+        join(p).unwrap();
+    }
+}

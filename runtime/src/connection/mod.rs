@@ -7,8 +7,11 @@
 //! is a handle: it can be an argument of a remote fn or be sent through
 //! another connection, and its fd travels with it.
 
+mod address;
 mod auth;
 mod channel;
+mod listener;
+mod wait;
 
 use std::fmt;
 use std::io;
@@ -25,7 +28,10 @@ use crate::codec::{self, Encoded, RecvFd, SendFd};
 use crate::error::{Error, Result};
 use crate::sys;
 
+pub use address::{Address, IntoAddress};
 pub(crate) use channel::Channel;
+pub use listener::{CONNECT_TIMEOUT, Client, HANDSHAKE_TIMEOUT, Listener};
+pub use wait::{Waitable, wait};
 
 /// One end of a message channel carrying values of type `T` (with
 /// [`send`](Connection::send) and [`recv`](Connection::recv)) and raw byte
@@ -104,7 +110,11 @@ pub fn pipe_oneway<T>() -> Result<(Connection<T>, Connection<T>)> {
 impl<T> Connection<T> {
     /// Wraps a connected stream socket; `local` if it is a Unix socket.
     pub(crate) fn from_fd(fd: OwnedFd, local: bool) -> Self {
-        Connection { channel: Channel::new(fd, local), readable: true, writable: true, _items: PhantomData }
+        Connection::from_channel(Channel::new(fd, local))
+    }
+
+    fn from_channel(channel: Channel) -> Self {
+        Connection { channel, readable: true, writable: true, _items: PhantomData }
     }
 
     fn check_readable(&self) -> Result<()> {

@@ -9,7 +9,7 @@ pub use info::{ProcessInfo, active_children, cpu_count, current_process, parent_
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,13 @@ impl<T> Process<T> {
     /// the parent's `main` ends).
     pub fn is_daemon(&self) -> bool {
         self.entry.is_daemon()
+    }
+
+    /// An fd that becomes readable once the child has ended (Python's
+    /// `sentinel`), to wait on beside others; see
+    /// [`connection::wait`](crate::connection::wait).
+    pub fn sentinel(&self) -> BorrowedFd<'_> {
+        self.entry.sentinel()
     }
 
     /// True until the child has ended.
