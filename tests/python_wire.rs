@@ -4,12 +4,14 @@
 //! authkey handshake (CPython 3.11 answers with the legacy HMAC-MD5, 3.12+
 //! with `{sha256}`; ours speaks both).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use multiproc::Error;
-use multiproc::connection::{Address, Client, Listener};
+use multiproc::connection::{Address, Client, Listener, wait};
+use serde::{Deserialize, Serialize};
 
 const KEY: &[u8] = b"wire-key";
 
@@ -83,6 +85,13 @@ c.close()
 l.close()
 "#;
 
+/// Accepts one connection, failing the test if none comes within 30 s.
+fn accept_within<T>(listener: &Listener) -> multiproc::Connection<T> {
+    let ready = wait(&[listener], Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(ready, [0], "python3 did not connect within 30 s");
+    listener.accept().unwrap()
+}
+
 fn unix_path(tag: &str) -> String {
     format!("/tmp/mp-wire-{}-{tag}.sock", std::process::id())
 }
@@ -98,7 +107,7 @@ fn a_python_client_talks_to_our_listener() {
         let key_arg = key.map_or("-".to_owned(), |k| String::from_utf8(k.to_vec()).unwrap());
         let n = messages().len().to_string();
         let py = python(PY_CLIENT, &[&listener.address().to_string(), &key_arg, &n]);
-        let conn = listener.accept::<()>().unwrap();
+        let conn = accept_within::<()>(&listener);
         for m in messages() {
             conn.send_bytes(&m).unwrap();
             let back = conn.recv_bytes().unwrap();
@@ -139,6 +148,7 @@ fn a_wrong_key_is_refused_by_python_and_by_us() {
     // Python client, wrong key, against our listener.
     let listener = Listener::bind("127.0.0.1:0", Some(KEY)).unwrap();
     let py = python(PY_CLIENT, &[&listener.address().to_string(), "not-the-key", "0"]);
+    assert_eq!(wait(&[&listener], Some(Duration::from_secs(30))).unwrap(), [0]);
     assert!(matches!(listener.accept::<()>(), Err(Error::Auth(_))));
     let (code, err) = finish(py);
     assert_ne!(code, 0);
@@ -153,4 +163,107 @@ fn a_wrong_key_is_refused_by_python_and_by_us() {
     let (code, err) = finish(py);
     assert_ne!(code, 0);
     assert!(err.contains("AuthenticationError"), "{err}");
+}
+
+/// A job as a Rust program and a Python one both see it: a dict with these
+/// keys in Python.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Job {
+    name: String,
+    n: u32,
+    weights: Vec<f64>,
+    tags: BTreeMap<String, i64>,
+    note: Option<String>,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+    pair: (i32, bool),
+}
+
+/// Receives a job with `recv()`, checks it is the dict Python should see,
+/// and sends back the job done; then sends values only Python makes, and
+/// objects that must be refused.
+const PY_PICKLE_PEER: &str = r#"
+import sys
+from multiprocessing.connection import Client
+c = Client(parse(sys.argv[1]), authkey=sys.argv[2].encode())
+job = c.recv()
+assert job == {'name': 'resize', 'n': 3, 'weights': [0.5, 1.5], 'tags': {'a': 1, 'b': -2},
+               'note': None, 'data': b'\x00\xff', 'pair': (-7, True)}, job
+assert type(job['pair']) is tuple and type(job['data']) is bytes, job
+job['name'] = job['name'].upper()
+job['n'] *= 2
+job['weights'].reverse()
+job['tags']['c'] = 2 ** 40
+job['note'] = 'done \u2713'
+job['data'] = bytes(reversed(job['data']))
+c.send(job)
+c.send((2 ** 70, {1, 2, 3}, frozenset(), [None, 'x'], bytearray(b'ab')))
+
+class Custom:
+    pass
+c.send(Custom())
+
+import os
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('touch ' + sys.argv[3],))
+c.send(Evil())
+c.send('still here')
+c.close()
+"#;
+
+#[test]
+fn pickled_values_cross_both_ways_with_python() {
+    let listener = Listener::bind("127.0.0.1:0", Some(KEY)).unwrap();
+    let marker = format!("/tmp/mp-wire-{}-evil", std::process::id());
+    let py = python(PY_PICKLE_PEER, &[&listener.address().to_string(), "wire-key", &marker]);
+    let conn = accept_within::<()>(&listener);
+
+    let job = Job {
+        name: "resize".into(),
+        n: 3,
+        weights: vec![0.5, 1.5],
+        tags: BTreeMap::from([("a".into(), 1), ("b".into(), -2)]),
+        note: None,
+        data: vec![0x00, 0xff],
+        pair: (-7, true),
+    };
+    conn.send_pickle(&job).unwrap();
+    let done: Job = conn.recv_pickle().unwrap();
+    assert_eq!(
+        done,
+        Job {
+            name: "RESIZE".into(),
+            n: 6,
+            weights: vec![1.5, 0.5],
+            tags: BTreeMap::from([("a".into(), 1), ("b".into(), -2), ("c".into(), 1 << 40)]),
+            note: Some("done \u{2713}".into()),
+            data: vec![0xff, 0x00],
+            pair: (-7, true),
+        }
+    );
+
+    type Mixed = (u128, Vec<u8>, Vec<i32>, Vec<Option<String>>, serde_bytes::ByteBuf);
+    let (big, set, empty, list, bytes): Mixed = conn.recv_pickle().unwrap();
+    assert_eq!(big, 1 << 70);
+    assert_eq!(set, [1, 2, 3]);
+    assert!(empty.is_empty());
+    assert_eq!(list, [None, Some("x".to_owned())]);
+    assert_eq!(bytes.as_slice(), b"ab");
+
+    // A class that is not a builtin is refused by name, and nothing runs.
+    match conn.recv_pickle::<()>() {
+        Err(Error::Codec(msg)) => assert!(msg.contains("Custom"), "{msg}"),
+        other => panic!("a custom class must be refused, got {other:?}"),
+    }
+    match conn.recv_pickle::<()>() {
+        Err(Error::Codec(msg)) => assert!(msg.contains("system"), "{msg}"),
+        other => panic!("os.system must be refused, got {other:?}"),
+    }
+    assert!(!std::path::Path::new(&marker).exists(), "decoding a pickle ran a command");
+    // The stream goes on after a refused pickle.
+    assert_eq!(conn.recv_pickle::<String>().unwrap(), "still here");
+    assert!(matches!(conn.recv_pickle::<()>(), Err(Error::Closed)));
+    let (code, err) = finish(py);
+    assert_eq!(code, 0, "{err}");
 }

@@ -259,6 +259,51 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     }
 }
 
+#[cfg(feature = "pickle")]
+impl<T> Connection<T> {
+    /// Sends `value` as a pickle (protocol 4), as Python's
+    /// `Connection.send(obj)` does, so that a Python peer's `recv()` gets
+    /// the corresponding Python value: a struct or map becomes a `dict`, a
+    /// sequence a `list`, a tuple a `tuple`, `None`/`Option` `None`.
+    /// [`serde_bytes`](https://docs.rs/serde_bytes) values become `bytes`.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_pickle(&("job", 7u32, vec![1.5f64, 2.5]))?;
+    /// let (name, n, xs): (String, u32, Vec<f64>) = b.recv_pickle()?;
+    /// assert_eq!((name.as_str(), n, xs), ("job", 7, vec![1.5, 2.5]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] if `value` has no pickle form (a dict key that is
+    /// a list or dict, which Python cannot hash); nothing is sent then.
+    /// Otherwise as [`send_bytes`](Connection::send_bytes).
+    pub fn send_pickle<V: Serialize + ?Sized>(&self, value: &V) -> Result<()> {
+        self.check_writable()?;
+        let bytes = codec::pickle::to_pickle(value, codec::pickle::DEFAULT_PROTOCOL)?;
+        self.channel.send(&bytes, &[])
+    }
+
+    /// Receives one message that a Python peer sent with
+    /// `Connection.send(obj)` and decodes it into a `V`, never executing
+    /// code: pickles of builtin values (`None`, `bool`, `int`, `float`,
+    /// `str`, `bytes`, `list`, `tuple`, `dict`, `set`) of protocols 0 to 5
+    /// decode; one that names any other class or function is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] if the message is not such a pickle or its value
+    /// does not fit a `V` (the error says where); the stream goes on.
+    /// Otherwise as [`recv_bytes`](Connection::recv_bytes).
+    pub fn recv_pickle<V: DeserializeOwned>(&self) -> Result<V> {
+        codec::pickle::from_pickle(&self.read()?.bytes)
+    }
+}
+
 fn direction_error(what: &str) -> Error {
     Error::Io(io::Error::new(io::ErrorKind::Unsupported, what))
 }
