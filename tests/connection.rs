@@ -278,3 +278,46 @@ fn wait_takes_process_sentinels_beside_connections() {
         join(p).unwrap();
     }
 }
+
+/// Receives every message left on `conn` until the peer closes, with the
+/// strings that connections among them carry.
+#[multiproc::remote]
+fn drain(conn: Connection<Message>) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Ok(message) = conn.recv() {
+        match message {
+            Message::Text(text) => got.push(text),
+            Message::Pipe(inner) => got.push(format!("via pipe: {}", inner.recv().expect("inner recv"))),
+        }
+    }
+    got
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Message {
+    Text(String),
+    Pipe(Connection<String>),
+}
+
+/// A connection reads ahead of the message it returns; handing it to
+/// another process hands on what it read ahead too (messages and the
+/// handles inside them), so nothing is lost or reordered.
+#[test]
+fn a_connection_read_ahead_goes_on_in_another_process() {
+    let (a, b) = multiproc::pipe::<Message>().unwrap();
+    let (inner_tx, inner_rx) = multiproc::pipe::<String>().unwrap();
+    inner_tx.send("inside".into()).unwrap();
+    a.send(Message::Text("first".into())).unwrap();
+    a.send(Message::Text("second".into())).unwrap();
+    a.send(Message::Pipe(inner_rx)).unwrap();
+    a.send(Message::Text("third".into())).unwrap();
+    assert!(matches!(recv_within(&b).unwrap(), Message::Text(t) if t == "first"));
+    // All of the rest is in `b`'s reader by now: poll and wait know it
+    // without asking the socket.
+    assert!(b.poll(Duration::ZERO).unwrap());
+    assert_eq!(multiproc::connection::wait(&[&b], Some(Duration::ZERO)).unwrap(), [0]);
+    let child = multiproc::spawn(drain, (b,)).unwrap();
+    a.send(Message::Text("fourth".into())).unwrap();
+    drop(a);
+    assert_eq!(join(child).unwrap(), ["second", "via pipe: inside", "third", "fourth"]);
+}

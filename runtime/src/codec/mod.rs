@@ -12,7 +12,7 @@ mod frame;
 #[cfg(feature = "pickle")]
 pub(crate) mod pickle;
 
-pub(crate) use frame::{FrameReader, FrameTooLong, ReadOutcome, write_frame};
+pub(crate) use frame::{FrameReader, FrameTooLong, IntoOutcome, ReadOutcome, write_frame};
 
 use std::cell::RefCell;
 use std::os::fd::{BorrowedFd, OwnedFd};

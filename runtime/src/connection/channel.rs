@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use crate::codec::{self, Encoded, FrameReader, FrameTooLong, ReadOutcome};
+use crate::codec::{self, Encoded, FrameReader, FrameTooLong, IntoOutcome, ReadOutcome};
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::sys::fd::HandleFd;
@@ -25,12 +25,13 @@ pub(crate) struct Channel {
 
 impl Channel {
     pub(crate) fn new(fd: OwnedFd, local: bool) -> Self {
-        Channel {
-            fd: HandleFd::new(fd),
-            local,
-            reader: Mutex::new(FrameReader::new(usize::MAX)),
-            writer: Mutex::new(()),
-        }
+        Channel::resume(fd, local, FrameReader::read_ahead(usize::MAX))
+    }
+
+    /// A channel whose reader already holds what another process had
+    /// received from the socket (see [`FrameReader::pending`]).
+    pub(crate) fn resume(fd: OwnedFd, local: bool, reader: FrameReader) -> Self {
+        Channel { fd: HandleFd::new(fd), local, reader: Mutex::new(reader), writer: Mutex::new(()) }
     }
 
     pub(crate) fn is_local(&self) -> bool {
@@ -74,8 +75,28 @@ impl Channel {
         }
     }
 
+    /// Receives one frame into `buf`, waiting for it, and returns its
+    /// length; [`Error::BufferTooShort`] holds a frame that does not fit.
+    /// Handles that came with the frame are closed, as bytes cannot hold
+    /// them.
+    pub(crate) fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        match self.reader().read_into(self.fd.as_fd(), buf).map_err(closed_or_io)? {
+            IntoOutcome::Read(len, _fds) => Ok(len),
+            IntoOutcome::TooLong(frame) => Err(Error::BufferTooShort(frame.bytes)),
+            IntoOutcome::Eof => Err(Error::Closed),
+        }
+    }
+
+    /// True if a whole frame has been received and is waiting to be read.
+    pub(crate) fn has_frame(&self) -> bool {
+        self.reader().has_frame()
+    }
+
     /// Waits until `deadline` for something to read (or end of file).
     pub(crate) fn poll(&self, deadline: Option<Instant>) -> Result<bool> {
+        if self.has_frame() {
+            return Ok(true);
+        }
         Ok(sys::poll::wait_readable([self.fd.as_fd()], deadline)?[0])
     }
 }

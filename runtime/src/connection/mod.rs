@@ -8,7 +8,7 @@
 //! another connection, and its fd travels with it.
 
 mod address;
-mod auth;
+pub(crate) mod auth;
 mod channel;
 mod listener;
 mod wait;
@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{self, Encoded, RecvFd, SendFd};
+use crate::codec::{self, Encoded, FrameReader, RecvFd, SendFd};
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -188,14 +188,8 @@ impl<T> Connection<T> {
     /// smaller than it; the message is consumed and the next one reads
     /// cleanly. Otherwise as [`recv_bytes`](Connection::recv_bytes).
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
-        let message = self.recv_bytes()?;
-        match buf.get_mut(..message.len()) {
-            Some(dest) => {
-                dest.copy_from_slice(&message);
-                Ok(message.len())
-            }
-            None => Err(Error::BufferTooShort(message)),
-        }
+        self.check_readable()?;
+        self.channel.recv_into(buf)
     }
 
     /// Refuses received messages longer than `max` bytes: such a message is
@@ -325,24 +319,75 @@ impl<T> fmt::Debug for Connection<T> {
     }
 }
 
+// A connection travels as its socket, its direction, and what its reader
+// has received and not handed out yet (read ahead of the messages read so
+// far), with the handles that came with those bytes: the receiving process
+// goes on reading exactly where this one stopped.
 impl<T> Serialize for Connection<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.channel.reader().is_mid_frame() {
+        let reader = self.channel.reader();
+        if reader.is_mid_frame() {
             return Err(S::Error::custom(
                 "a connection cannot be sent while part of a message is read from it",
             ));
         }
-        (SendFd(self.channel.as_fd()), self.channel.is_local(), self.readable, self.writable)
+        let (bytes, fds) = reader.pending();
+        let fds: Vec<(u64, Vec<SendFd<'_>>)> =
+            fds.into_iter().map(|(at, fds)| (at, fds.into_iter().map(SendFd).collect())).collect();
+        (
+            SendFd(self.channel.as_fd()),
+            self.channel.is_local(),
+            self.readable,
+            self.writable,
+            Bytes(bytes),
+            fds,
+        )
             .serialize(serializer)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Connection<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (RecvFd(fd), local, readable, writable) = Deserialize::deserialize(deserializer)?;
-        let mut conn = Connection::from_fd(fd, local);
+        type Wire = (RecvFd, bool, bool, bool, ByteBuf, Vec<(u64, Vec<RecvFd>)>);
+        let (RecvFd(fd), local, readable, writable, ByteBuf(bytes), fds): Wire =
+            Deserialize::deserialize(deserializer)?;
+        let fds =
+            fds.into_iter().map(|(at, fds)| (at, fds.into_iter().map(|RecvFd(fd)| fd).collect())).collect();
+        let reader = FrameReader::resume(usize::MAX, bytes, fds);
+        let mut conn = Connection::from_channel(Channel::resume(fd, local, reader));
         conn.readable = readable;
         conn.writable = writable;
         Ok(conn)
+    }
+}
+
+/// Bytes that serialize as bytes, not as a sequence of numbers.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// The owned form of [`Bytes`].
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visit)
     }
 }

@@ -15,11 +15,22 @@ pub trait Waitable {
     /// The fd that becomes readable when the object is ready.
     #[doc(hidden)]
     fn ready_fd(&self) -> BorrowedFd<'_>;
+
+    /// True if the object is ready whatever its fd says (a connection that
+    /// has a whole message received already).
+    #[doc(hidden)]
+    fn ready_now(&self) -> bool {
+        false
+    }
 }
 
 impl<T> Waitable for Connection<T> {
     fn ready_fd(&self) -> BorrowedFd<'_> {
         self.as_fd()
+    }
+
+    fn ready_now(&self) -> bool {
+        self.channel.has_frame()
     }
 }
 
@@ -60,6 +71,13 @@ impl<T> Waitable for Process<T> {
 /// [`Error::Io`](crate::Error::Io) if polling fails.
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>> {
     let fds: Vec<BorrowedFd<'_>> = objects.iter().map(|o| o.ready_fd()).collect();
-    let ready = sys::poll::wait_readable_many(&fds, timeout.map(|t| Instant::now() + t))?;
+    let ready_now: Vec<bool> = objects.iter().map(|o| o.ready_now()).collect();
+    // With something ready already, only look at the others.
+    let deadline =
+        if ready_now.contains(&true) { Some(Instant::now()) } else { timeout.map(|t| Instant::now() + t) };
+    let mut ready = sys::poll::wait_readable_many(&fds, deadline)?;
+    for (ready, now) in ready.iter_mut().zip(ready_now) {
+        *ready |= now;
+    }
     Ok(ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect())
 }

@@ -81,8 +81,46 @@ pub(crate) fn recv_with_fds(
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
 ) -> io::Result<usize> {
+    // SAFETY: `buf` is `buf.len()` writable bytes.
+    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds, nonblocking) }
+}
+
+/// Receives up to `max` bytes with one `recvmsg` and appends them to `buf`,
+/// without initializing its spare capacity first (a payload of megabytes
+/// is not zeroed only to be overwritten). Otherwise as [`recv_with_fds`].
+pub(crate) fn recv_append(
+    sock: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is at least `max` bytes of the vector's allocation;
+    // the kernel only writes to them, and never reads them.
+    let n = unsafe { recv_raw(sock, spare.as_mut_ptr().cast(), max, fds, nonblocking) }?;
+    // SAFETY: recvmsg initialized the first `n <= max` bytes of the spare
+    // capacity, which directly follow the initialized ones.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// One `recvmsg` into `len` bytes at `ptr`.
+///
+/// # Safety
+///
+/// `ptr` must be valid for writes of `len` bytes for the duration of the
+/// call.
+unsafe fn recv_raw(
+    sock: BorrowedFd<'_>,
+    ptr: *mut u8,
+    len: usize,
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
     let mut cmsg = CmsgBuffer([0; 1024]);
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec { iov_base: ptr.cast(), iov_len: len };
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -93,8 +131,8 @@ pub(crate) fn recv_with_fds(
     if nonblocking {
         flags |= libc::MSG_DONTWAIT;
     }
-    // SAFETY: `msg` points at a live iovec over `buf` and a live control
-    // buffer of the size it states.
+    // SAFETY: `msg` points at a live iovec over the caller's `len` writable
+    // bytes and at a live control buffer of the size it states.
     let n = cvt_retry(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) })? as usize;
     // SAFETY: recvmsg filled `msg`; the CMSG_* walk stays inside
     // `msg_controllen` bytes of our buffer, and every SCM_RIGHTS entry is a
