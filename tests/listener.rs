@@ -82,6 +82,27 @@ fn unix_socket_files_are_private_and_removed_on_drop() {
 }
 
 #[test]
+fn a_unix_path_in_use_is_refused_and_nothing_is_left_beside_it() {
+    let dir = std::env::temp_dir().join(format!("mp-inuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("app.sock");
+    let first = Listener::bind(path.as_path(), None).unwrap();
+    let err = Listener::bind(path.as_path(), None).unwrap_err();
+    assert!(matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::AddrInUse), "{err:?}");
+    // The first listener still serves on its path.
+    let client = std::thread::spawn({
+        let path = path.clone();
+        move || Client::connect::<u8>(path.as_path(), None).and_then(|c| c.recv())
+    });
+    first.accept::<u8>().unwrap().send(7).unwrap();
+    assert_eq!(client.join().unwrap().unwrap(), 7);
+    drop(first);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
 fn a_unix_path_too_long_is_refused_with_advice() {
     let long = format!("/tmp/{}", "x".repeat(200));
     let err = Listener::bind(long.as_str(), None).unwrap_err().to_string();

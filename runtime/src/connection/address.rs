@@ -7,6 +7,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 
 /// The longest Unix socket path Linux accepts (`sun_path` is 108 bytes,
@@ -30,7 +32,10 @@ pub(crate) const MAX_UNIX_PATH: usize = 107;
 /// let abstract_: Address = "@app".parse().unwrap();
 /// assert_eq!(abstract_, Address::Abstract(b"app".to_vec()));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// An `Address` can be passed to a remote fn, so that a child knows where
+/// to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Address {
     /// A TCP address.

@@ -104,8 +104,7 @@ impl Listener {
             }
             Address::Unix(path) => {
                 check_unix_path(&path)?;
-                let listener = UnixListener::bind(&path)?;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                let listener = bind_unix_0600(&path)?;
                 (Socket::Unix(listener), Address::Unix(path.clone()), Some((path, None)))
             }
             Address::Abstract(name) => {
@@ -307,6 +306,38 @@ fn private_dir() -> Result<PathBuf> {
     let dir = base.join(name);
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir)
+}
+
+/// Binds a Unix socket at `path` whose file is never reachable with a mode
+/// other than 0600: it is bound in a new 0700 directory beside `path`,
+/// restricted, then linked into place (which fails, as `bind` would, if
+/// `path` exists). Where that directory's path would be too long for a
+/// socket, it is bound in place and restricted right after, as Python's
+/// umask-based listener leaves it in any case.
+fn bind_unix_0600(path: &Path) -> Result<UnixListener> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = parent.join(format!(".multiproc-{:016x}", sys::random::random_u64()?));
+    let staged = dir.join("s");
+    if staged.as_os_str().len() > super::address::MAX_UNIX_PATH {
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        return Ok(listener);
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let bound = UnixListener::bind(&staged).and_then(|listener| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::hard_link(&staged, path).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} exists already; remove it or listen elsewhere", path.display()),
+            ),
+            _ => e,
+        })?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&dir);
+    Ok(bound?)
 }
 
 /// Connects to a [`Listener`] (ours or Python's), like Python's
