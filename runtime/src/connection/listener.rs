@@ -67,6 +67,7 @@ pub struct Listener {
     authkey: Option<Vec<u8>>,
     handshake_timeout: Duration,
     pending: Mutex<Vec<Pending>>,
+    last_accepted: Mutex<Option<Address>>,
     /// The socket file and, for a private listener, its directory: removed
     /// on drop.
     cleanup: Option<(PathBuf, Option<PathBuf>)>,
@@ -80,6 +81,7 @@ enum Socket {
 /// An accepted connection whose handshake is under way.
 struct Pending {
     channel: Channel,
+    peer: Option<Address>,
     handshake: Handshake,
     deadline: Instant,
 }
@@ -122,6 +124,7 @@ impl Listener {
             authkey: authkey.map(<[u8]>::to_vec),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             pending: Mutex::new(Vec::new()),
+            last_accepted: Mutex::new(None),
             cleanup,
         })
     }
@@ -184,9 +187,10 @@ impl Listener {
                 }
             }
             if ready[0] {
-                while let Some((fd, local)) = self.try_accept()? {
+                while let Some((fd, local, peer)) = self.try_accept()? {
                     let channel = Channel::new(fd, local);
                     let Some(key) = &self.authkey else {
+                        *self.lock_last_accepted() = peer;
                         return Ok(Connection::from_channel(channel));
                     };
                     channel.reader().set_max_len(MAX_HANDSHAKE_FRAME);
@@ -194,6 +198,7 @@ impl Listener {
                     if channel.send(&challenge, &[]).is_ok() {
                         pending.push(Pending {
                             channel,
+                            peer,
                             handshake,
                             deadline: Instant::now() + self.handshake_timeout,
                         });
@@ -234,23 +239,43 @@ impl Listener {
         let p = pending.swap_remove(i);
         Some(outcome.map(|()| {
             p.channel.reader().set_max_len(usize::MAX);
+            *self.lock_last_accepted() = p.peer;
             Connection::from_channel(p.channel)
         }))
     }
 
-    /// Accepts one connection if one is waiting.
-    fn try_accept(&self) -> Result<Option<(OwnedFd, bool)>> {
+    /// The address of the peer of the connection [`accept`](Listener::accept)
+    /// returned last: a TCP peer's address, or a Unix peer's if it bound
+    /// one (clients usually do not: then `None`). Python's `last_accepted`.
+    pub fn last_accepted(&self) -> Option<Address> {
+        self.lock_last_accepted().clone()
+    }
+
+    fn lock_last_accepted(&self) -> std::sync::MutexGuard<'_, Option<Address>> {
+        self.last_accepted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Accepts one connection if one is waiting: its socket, whether it is
+    /// local, and the peer's address.
+    fn try_accept(&self) -> Result<Option<(OwnedFd, bool, Option<Address>)>> {
         let accepted = match &self.socket {
-            Socket::Tcp(l) => l.accept().map(|(s, _)| {
+            Socket::Tcp(l) => l.accept().map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                (OwnedFd::from(s), false)
+                (OwnedFd::from(s), false, Some(Address::Tcp(peer)))
             }),
-            Socket::Unix(l) => l.accept().map(|(s, _)| (OwnedFd::from(s), true)),
+            Socket::Unix(l) => l.accept().map(|(s, peer)| {
+                let peer = match (peer.as_pathname(), peer.as_abstract_name()) {
+                    (Some(path), _) => Some(Address::Unix(path.to_path_buf())),
+                    (None, Some(name)) => Some(Address::Abstract(name.to_vec())),
+                    (None, None) => None,
+                };
+                (OwnedFd::from(s), true, peer)
+            }),
         };
         match accepted {
-            Ok((fd, local)) => {
+            Ok((fd, local, peer)) => {
                 set_blocking(&fd)?;
-                Ok(Some((fd, local)))
+                Ok(Some((fd, local, peer)))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e.into()),

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
-use super::cvt_retry;
+use super::cvt;
 
 /// Waits until at least one of `fds` is readable (or at end of file, or in
 /// error), or until `deadline` passes (`None`: no deadline). Returns one
@@ -28,10 +28,10 @@ pub(crate) fn wait_readable<const N: usize>(
         let ts = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
         // SAFETY: `pollfds` is a valid array of N pollfd structs and `ts` is
         // null or points to a live timespec.
-        let res = cvt_retry(|| unsafe {
-            libc::ppoll(pollfds.as_mut_ptr(), N as libc::nfds_t, ts, std::ptr::null())
-        });
+        let res = cvt(unsafe { libc::ppoll(pollfds.as_mut_ptr(), N as libc::nfds_t, ts, std::ptr::null()) });
         match res {
+            // A signal handler ran: wait again for the time that is left.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Ok(0) if deadline.is_some_and(|d| Instant::now() < d) => continue,
             Ok(_) => return Ok(pollfds.map(|p| p.revents != 0)),
             Err(e) => return Err(e),
@@ -52,12 +52,13 @@ pub(crate) fn wait_readable_many(fds: &[BorrowedFd<'_>], deadline: Option<Instan
             }
         };
         // SAFETY: `pollfds` is a valid array of `pollfds.len()` entries.
-        let res = cvt_retry(|| unsafe {
-            libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout_ms)
-        })?;
-        if res == 0 && deadline.is_some_and(|d| Instant::now() < d) {
-            continue;
+        let res = cvt(unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout_ms) });
+        match res {
+            // A signal handler ran: wait again for the time that is left.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(0) if deadline.is_some_and(|d| Instant::now() < d) => continue,
+            Ok(_) => return Ok(pollfds.iter().map(|p| p.revents != 0).collect()),
+            Err(e) => return Err(e),
         }
-        return Ok(pollfds.iter().map(|p| p.revents != 0).collect());
     }
 }
