@@ -1,0 +1,243 @@
+//! What the benches share: running helper programs (Python scripts, the
+//! C programs that measure the physical limits) that print their samples
+//! as `SAMPLES <name> <value> <value> ...` lines, keeping the samples of
+//! each series, and printing ratios against targets. A missed target is
+//! reported, never asserted.
+
+#![allow(dead_code)] // each bench uses a different subset
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a helper program printed: `SAMPLES <name> <ms> <ms> ...` lines.
+pub type Printed = Vec<(String, Vec<f64>)>;
+
+/// Runs a helper program and parses its sample lines; `what` names it in
+/// errors.
+pub fn run_helper(what: &str, cmd: &mut Command) -> Result<Printed, String> {
+    let out = cmd.output().map_err(|e| format!("{what} could not be run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut printed = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split_whitespace();
+        if fields.next() != Some("SAMPLES") {
+            continue;
+        }
+        let name = fields.next().ok_or_else(|| format!("{what} printed a malformed line {line:?}"))?;
+        let samples = fields
+            .map(|f| f.parse::<f64>().map_err(|_| format!("{what} printed a malformed line {line:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        printed.push((name.to_owned(), samples));
+    }
+    Ok(printed)
+}
+
+fn limits_dir() -> PathBuf {
+    option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
+/// Compiles the C program `benches/limits/<name>.c` with `cc -O2`; `Err`
+/// says why the limits it measures are skipped.
+pub fn compile_limits(name: &str) -> Result<PathBuf, String> {
+    let dir = limits_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/limits").join(format!("{name}.c"));
+    let exe = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&source)
+        .output()
+        .map_err(|e| format!("the limits are skipped: `cc` could not be run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the limits are skipped: `cc` failed to compile {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(exe)
+}
+
+/// A series is keyed by its source (`multiproc`, `python` or `limit`) and
+/// its name.
+pub type Key<'a> = (&'a str, &'a str);
+
+/// Every series measured so far: its samples in milliseconds, or why it has
+/// none.
+#[derive(Debug, Default)]
+pub struct Series(Vec<(String, String, Result<Vec<f64>, String>)>);
+
+impl Series {
+    pub fn entry(&mut self, (source, name): Key<'_>) -> &mut Result<Vec<f64>, String> {
+        let i = match self.0.iter().position(|(s, n, _)| s == source && n == name) {
+            Some(i) => i,
+            None => {
+                self.0.push((source.to_owned(), name.to_owned(), Ok(Vec::new())));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].2
+    }
+
+    /// Adds samples to a series, or marks it failed (keeping the first
+    /// error).
+    pub fn add(&mut self, key: Key<'_>, samples: Result<Vec<f64>, String>) {
+        let entry = self.entry(key);
+        match (entry, samples) {
+            (Ok(all), Ok(more)) => all.extend(more),
+            (entry @ Ok(_), Err(e)) => *entry = Err(e),
+            (Err(_), _) => {}
+        }
+    }
+
+    /// Adds what a helper printed to the series `keys` of `source`.
+    pub fn add_all(&mut self, source: &str, keys: &[Key<'_>], printed: Result<Printed, String>) {
+        match printed {
+            Err(e) => self.fail(keys, &e),
+            Ok(printed) => {
+                for &key in keys {
+                    let samples = printed
+                        .iter()
+                        .find(|(n, _)| n == key.1)
+                        .map(|(_, s)| s.clone())
+                        .ok_or_else(|| format!("{source}: no samples for {}", key.1));
+                    self.add(key, samples);
+                }
+            }
+        }
+    }
+
+    pub fn fail(&mut self, keys: &[Key<'_>], error: &str) {
+        for &key in keys {
+            self.add(key, Err(error.to_owned()));
+        }
+    }
+
+    pub fn failed(&self, keys: &[Key<'_>]) -> bool {
+        keys.iter()
+            .any(|&(source, name)| self.0.iter().any(|(s, n, r)| s == source && n == name && r.is_err()))
+    }
+
+    pub fn stats(&self, (source, name): Key<'_>) -> Measured {
+        match self.0.iter().find(|(s, n, _)| s == source && n == name) {
+            None => Err(format!("{source} {name}: not measured")),
+            Some((_, _, Err(e))) => Err(e.clone()),
+            Some((_, _, Ok(samples))) if samples.is_empty() => Err(format!("{source} {name}: no samples")),
+            Some((_, _, Ok(samples))) => Ok(Stats::from_samples(samples.clone())),
+        }
+    }
+
+    pub fn errors(&self) -> Vec<&str> {
+        let mut errors: Vec<&str> =
+            self.0.iter().filter_map(|(_, _, r)| r.as_ref().err().map(String::as_str)).collect();
+        errors.dedup();
+        errors
+    }
+}
+
+/// Milliseconds per start+join.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub count: usize,
+    pub mean: f64,
+    pub median: f64,
+}
+
+impl Stats {
+    pub fn from_samples(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        let median = if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 };
+        Stats { count: n, mean, median }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cell = format!("{:.3} / {:.3}", self.mean, self.median);
+        f.pad(&cell)
+    }
+}
+
+/// A measurement, or why there is none.
+pub type Measured = Result<Stats, String>;
+
+/// `a / b` on medians, if both were measured.
+pub fn ratio(a: &Measured, b: &Measured) -> Option<f64> {
+    match (a, b) {
+        (Ok(a), Ok(b)) if b.median > 0.0 => Some(a.median / b.median),
+        _ => None,
+    }
+}
+
+pub fn cell(m: &Measured) -> String {
+    match m {
+        Ok(s) => s.to_string(),
+        Err(_) => "n/a".to_owned(),
+    }
+}
+
+pub fn ratio_cell(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"))
+}
+
+/// How a ratio is judged.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The ratio must be at most this.
+    AtMost(f64),
+    /// The ratio must be at least this.
+    AtLeast(f64),
+    /// No target: shown for information.
+    None,
+}
+
+impl Target {
+    pub fn text(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("<= {t}x"),
+            Target::AtLeast(t) => format!(">= {t}x"),
+            Target::None => "-".to_owned(),
+        }
+    }
+
+    pub fn verdict(self, r: Option<f64>) -> &'static str {
+        match (r, self) {
+            (_, Target::None) => "info",
+            (None, _) => "n/a",
+            (Some(r), Target::AtMost(t)) if r <= t => "PASS",
+            (Some(r), Target::AtLeast(t)) if r >= t => "PASS",
+            _ => "MISS",
+        }
+    }
+}
+
+/// Prints the table of targets: each ratio, its target and the verdict.
+pub fn print_targets(targets: &[(&str, Option<f64>, Target)]) {
+    let width = targets.iter().map(|(label, ..)| label.len()).max().unwrap_or(5);
+    println!("{:<width$} | {:>8} | {:>8} | verdict", "ratio", "value", "target");
+    println!("{:-<width$}-+-{:-<8}-+-{:-<8}-+--------", "", "", "");
+    for &(label, r, target) in targets {
+        println!("{label:<width$} | {:>8} | {:>8} | {}", ratio_cell(r), target.text(), target.verdict(r));
+    }
+}
+
+/// Prints why the series that have no figures have none.
+pub fn print_errors(series: &Series) {
+    let errors = series.errors();
+    if !errors.is_empty() {
+        println!();
+        for e in errors {
+            println!("note: {e}");
+        }
+    }
+}

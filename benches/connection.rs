@@ -1,0 +1,321 @@
+//! Messages between two processes, beside Python and the bare socketpair.
+//!
+//! In one run, on one machine, and for two placements — unpinned, and both
+//! processes pinned to one core with `taskset -c 0` (on a VM a wake-up
+//! across cores costs tens of microseconds, on one core it is a context
+//! switch):
+//!
+//! - round trip of a 1-byte message between a parent and a child
+//!   (`send_bytes` / `recv_bytes` on a `multiproc::pipe`);
+//! - one-way throughput of 1 MiB messages, received with `recv_bytes` (a
+//!   new `Vec` per message, as Python's `recv_bytes` makes a new `bytes`)
+//!   and with `recv_bytes_into` (one reused buffer, as the bare limit);
+//!
+//! through multiproc (this binary, re-run as a worker under `taskset` when
+//! pinned, so that the fork server and every child share the placement),
+//! through Python's `multiprocessing.Pipe` (`benches/python/connection.py`)
+//! and through a bare socketpair with `read`/`write` and no framing
+//! (`benches/limits/connection_limits.c`, compiled with `cc -O2` at run
+//! time). Prints one table and the ratios the project targets. A missed
+//! target is reported, never asserted.
+//!
+//! The measurements are interleaved: `ROUNDS` rounds, each running every
+//! series once, so that what is compared was measured within moments.
+//!
+//! Run with `cargo bench --bench connection`.
+
+use std::process::Command;
+use std::time::Instant;
+
+use multiproc::Connection;
+
+mod common;
+use common::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+
+/// Rounds the measurements are spread over.
+const ROUNDS: usize = 3;
+/// Samples per series per round.
+const SAMPLES: usize = 10;
+/// Round trips per latency sample.
+const RTT_BATCH: usize = 500;
+/// Messages per throughput sample.
+const TP_BATCH: usize = 64;
+/// The size of a throughput message.
+const TP_SIZE: usize = 1 << 20;
+
+/// Set in the environment when this binary runs as a measuring worker; the
+/// value names the workload.
+const WORKER: &str = "MULTIPROC_BENCH_CONNECTION_WORKER";
+
+const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/connection.py");
+
+/// Width of the first column of the table.
+const LABEL: usize = 40;
+
+#[multiproc::remote]
+fn echo(conn: Connection<()>, total: usize) -> usize {
+    for i in 0..total {
+        let message = match conn.recv_bytes() {
+            Ok(m) => m,
+            Err(e) => panic!("echo: message {i}: {e}"),
+        };
+        conn.send_bytes(&message).expect("echo: send");
+    }
+    total
+}
+
+#[multiproc::remote]
+fn source(conn: Connection<()>, batches: usize, batch: usize, size: usize) -> usize {
+    let message = vec![7u8; size];
+    for _ in 0..batches {
+        for _ in 0..batch {
+            conn.send_bytes(&message).expect("source: send");
+        }
+        conn.recv_bytes().expect("source: ack");
+    }
+    batches * batch
+}
+
+/// Mean microseconds per 1-byte round trip, per sample.
+fn measure_rtt() -> Result<Vec<f64>, String> {
+    let (ours, theirs) = multiproc::pipe::<()>().map_err(|e| e.to_string())?;
+    let child = multiproc::spawn(echo, (theirs, (SAMPLES + 1) * RTT_BATCH)).map_err(|e| e.to_string())?;
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for s in 0..=SAMPLES {
+        let t0 = Instant::now();
+        for _ in 0..RTT_BATCH {
+            ours.send_bytes(b"x").map_err(|e| e.to_string())?;
+            ours.recv_bytes().map_err(|e| e.to_string())?;
+        }
+        if s > 0 {
+            samples.push(t0.elapsed().as_secs_f64() / RTT_BATCH as f64 * 1e6);
+        }
+    }
+    child.join().map_err(|e| e.to_string())?;
+    Ok(samples)
+}
+
+/// MiB/s of 1 MiB messages, per sample; `into` receives into one buffer.
+fn measure_throughput(into: bool) -> Result<Vec<f64>, String> {
+    let (ours, theirs) = multiproc::pipe::<()>().map_err(|e| e.to_string())?;
+    let child =
+        multiproc::spawn(source, (theirs, SAMPLES + 1, TP_BATCH, TP_SIZE)).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; TP_SIZE];
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for s in 0..=SAMPLES {
+        let t0 = Instant::now();
+        for _ in 0..TP_BATCH {
+            let len = if into {
+                ours.recv_bytes_into(&mut buf).map_err(|e| e.to_string())?
+            } else {
+                ours.recv_bytes().map_err(|e| e.to_string())?.len()
+            };
+            if len != TP_SIZE {
+                return Err(format!("a message of {len} bytes arrived, not {TP_SIZE}"));
+            }
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        ours.send_bytes(b"k").map_err(|e| e.to_string())?;
+        if s > 0 {
+            samples.push((TP_BATCH * TP_SIZE) as f64 / f64::from(1 << 20) / dt);
+        }
+    }
+    child.join().map_err(|e| e.to_string())?;
+    Ok(samples)
+}
+
+/// The worker: measures one workload and prints its samples.
+fn worker(workload: &str) {
+    let (name, samples) = match workload {
+        "rtt" => ("multiproc_rtt", measure_rtt()),
+        "throughput" => ("multiproc_throughput", measure_throughput(false)),
+        "throughput_into" => ("multiproc_throughput_into", measure_throughput(true)),
+        other => {
+            eprintln!("unknown workload {other:?}");
+            std::process::exit(2);
+        }
+    };
+    match samples {
+        Ok(samples) => {
+            let cells: Vec<String> = samples.iter().map(|s| format!("{s:.6}")).collect();
+            println!("SAMPLES {name} {}", cells.join(" "));
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Where the processes of a series run.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Unpinned,
+    /// Every process on core 0.
+    Pinned,
+}
+
+impl Placement {
+    fn name(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::Pinned => "pinned",
+        }
+    }
+
+    /// A command running `program` in this placement.
+    fn command(self, program: &std::path::Path) -> Command {
+        match self {
+            Placement::Unpinned => Command::new(program),
+            Placement::Pinned => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", "0"]).arg(program);
+                cmd
+            }
+        }
+    }
+}
+
+const PLACEMENTS: [Placement; 2] = [Placement::Unpinned, Placement::Pinned];
+
+fn main() {
+    if let Some(workload) = std::env::var_os(WORKER) {
+        worker(&workload.to_string_lossy());
+        return;
+    }
+
+    let mut series = Series::default();
+    let limits = compile_limits("connection_limits");
+    let me = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"));
+    let python = std::path::Path::new("python3");
+    let (samples, rtt_batch, tp_batch, tp_size) =
+        (SAMPLES.to_string(), RTT_BATCH.to_string(), TP_BATCH.to_string(), TP_SIZE.to_string());
+
+    for round in 0..ROUNDS {
+        for placement in PLACEMENTS {
+            let p = placement.name();
+            eprintln!("connection bench: round {} of {ROUNDS}, {p}", round + 1);
+            let mut run = |name: &'static str, cmd: Result<Command, String>| {
+                let key = (p, name);
+                if !series.failed(&[key]) {
+                    let printed = cmd.and_then(|mut cmd| run_helper(name, &mut cmd));
+                    series.add_all(p, &[key], printed);
+                }
+            };
+            for workload in ["rtt", "throughput", "throughput_into"] {
+                let name = match workload {
+                    "rtt" => "multiproc_rtt",
+                    "throughput" => "multiproc_throughput",
+                    _ => "multiproc_throughput_into",
+                };
+                run(
+                    name,
+                    me.clone().map(|me| {
+                        let mut cmd = placement.command(&me);
+                        cmd.env(WORKER, workload);
+                        cmd
+                    }),
+                );
+            }
+            run(
+                "python_rtt",
+                Ok({
+                    let mut cmd = placement.command(python);
+                    cmd.args([PYTHON_SCRIPT, "rtt", &samples, &rtt_batch]);
+                    cmd
+                }),
+            );
+            run(
+                "python_throughput",
+                Ok({
+                    let mut cmd = placement.command(python);
+                    cmd.args([PYTHON_SCRIPT, "throughput", &samples, &tp_batch, &tp_size]);
+                    cmd
+                }),
+            );
+            run(
+                "bare_rtt",
+                limits.clone().map(|exe| {
+                    let mut cmd = placement.command(&exe);
+                    cmd.args(["rtt", &samples, &rtt_batch]);
+                    cmd
+                }),
+            );
+            run(
+                "bare_throughput",
+                limits.clone().map(|exe| {
+                    let mut cmd = placement.command(&exe);
+                    cmd.args(["throughput", &samples, &tp_batch, &tp_size]);
+                    cmd
+                }),
+            );
+        }
+    }
+
+    print_report(&series);
+}
+
+fn print_report(series: &Series) {
+    println!();
+    println!(
+        "messages between two processes: {} samples per series in {ROUNDS} interleaved rounds; \
+         a latency sample is the mean of {RTT_BATCH} round trips, a throughput sample {TP_BATCH} messages \
+         of {} KiB",
+        SAMPLES * ROUNDS,
+        TP_SIZE >> 10
+    );
+    println!("figures are mean / median; ratios are on medians");
+    let row = |label: &str, a: &str, b: &str| println!("{label:<LABEL$} | {a:>21} | {b:>21}");
+    let rule = format!("{:-<LABEL$}-+-{:-<21}-+-{:-<21}", "", "", "");
+    let rows = [
+        ("1-byte round trip, us: multiproc", "multiproc_rtt"),
+        ("1-byte round trip, us: python Pipe", "python_rtt"),
+        ("1-byte round trip, us: bare socketpair", "bare_rtt"),
+        ("1 MiB, MiB/s: multiproc recv_bytes", "multiproc_throughput"),
+        ("1 MiB, MiB/s: multiproc recv_bytes_into", "multiproc_throughput_into"),
+        ("1 MiB, MiB/s: python Pipe recv_bytes", "python_throughput"),
+        ("1 MiB, MiB/s: bare socketpair", "bare_throughput"),
+    ];
+    println!();
+    row("series", "unpinned", "pinned (taskset -c 0)");
+    println!("{rule}");
+    for (label, name) in rows {
+        let [a, b] = PLACEMENTS.map(|p| cell(&series.stats((p.name(), name))));
+        row(label, &a, &b);
+    }
+    println!();
+
+    let mut targets = Vec::new();
+    for p in PLACEMENTS {
+        let s = |name| series.stats((p.name(), name));
+        let pn = p.name();
+        targets.push((
+            format!("{pn}: multiproc rtt / bare rtt"),
+            ratio(&s("multiproc_rtt"), &s("bare_rtt")),
+            Target::AtMost(1.3),
+        ));
+        targets.push((
+            format!("{pn}: python rtt / multiproc rtt"),
+            ratio(&s("python_rtt"), &s("multiproc_rtt")),
+            Target::None,
+        ));
+        targets.push((
+            format!("{pn}: multiproc recv_bytes MiB/s / bare"),
+            ratio(&s("multiproc_throughput"), &s("bare_throughput")),
+            Target::AtLeast(0.8),
+        ));
+        targets.push((
+            format!("{pn}: multiproc recv_bytes_into MiB/s / bare"),
+            ratio(&s("multiproc_throughput_into"), &s("bare_throughput")),
+            Target::AtLeast(0.8),
+        ));
+        targets.push((
+            format!("{pn}: python MiB/s / bare"),
+            ratio(&s("python_throughput"), &s("bare_throughput")),
+            Target::None,
+        ));
+    }
+    let targets: Vec<_> = targets.iter().map(|(l, r, t)| (l.as_str(), *r, *t)).collect();
+    print_targets(&targets);
+    print_errors(series);
+}
