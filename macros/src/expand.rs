@@ -113,7 +113,7 @@ fn expand(f: &RemoteFn) -> TokenStream {
                 __R: ::multiproc::__private::RemoteReturn,
             >(
                 f: fn(#(#arg_params),*) -> __R,
-                input: ::multiproc::__private::Encoded,
+                input: ::multiproc::__private::Input,
             ) -> ::multiproc::Result<::multiproc::__private::Encoded> {
                 ::multiproc::__private::invoke(
                     #remote_name,

@@ -122,6 +122,31 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// The same error again, for a result that is read more than once
+    /// (`io::Error` is not `Clone`: its kind and message are kept).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
+            Error::Codec(m) => Error::Codec(m.clone()),
+            Error::Remote(r) => Error::Remote(r.clone()),
+            Error::ProcessDied { pid, exitcode } => Error::ProcessDied { pid: *pid, exitcode: *exitcode },
+            Error::Timeout => Error::Timeout,
+            Error::Empty => Error::Empty,
+            Error::Full => Error::Full,
+            Error::Closed => Error::Closed,
+            Error::BrokenBarrier => Error::BrokenBarrier,
+            Error::Auth(m) => Error::Auth(m.clone()),
+            Error::UnknownFunction(n) => Error::UnknownFunction(n.clone()),
+            Error::BufferTooShort(b) => Error::BufferTooShort(b.clone()),
+            Error::MessageTooLong { len, max } => Error::MessageTooLong { len: *len, max: *max },
+            Error::DuplicateFunction { name, first, second } => {
+                Error::DuplicateFunction { name: name.clone(), first: first.clone(), second: second.clone() }
+            }
+        }
+    }
+}
+
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)

@@ -5,6 +5,7 @@
 mod codec;
 pub mod connection;
 mod error;
+mod pool;
 mod process;
 mod registry;
 mod start;
@@ -16,6 +17,7 @@ pub use process::{
     Context, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,
     parent_process, spawn,
 };
+pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use registry::Remote;
 pub use start::{StartMethod, get_start_method, set_start_method};
 
@@ -23,7 +25,7 @@ pub use start::{StartMethod, get_start_method, set_start_method};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec::Encoded;
-    pub use crate::registry::{Registration, invoke};
+    pub use crate::registry::{Input, Registration, invoke};
     pub use inventory;
     pub use serde;
 

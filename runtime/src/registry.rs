@@ -3,10 +3,11 @@
 //! result. A child finds its target here by name, never by address.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Mutex, OnceLock};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Encoded};
 use crate::error::{Error, Result};
@@ -56,23 +57,87 @@ pub struct Registration {
     pub name: &'static str,
     pub file: &'static str,
     pub line: u32,
-    pub invoke: fn(Encoded) -> Result<Encoded>,
+    pub invoke: fn(Input) -> Result<Encoded>,
 }
 
 inventory::collect!(Registration);
 
+/// What a trampoline is asked to run.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Input {
+    /// One call: the encoded arguments; the result is the encoded return
+    /// value, and a panic propagates.
+    One(Encoded),
+    /// A pool's chunk: an encoded `Vec` of argument tuples; the result is
+    /// an encoded `Vec<ItemResult<R>>`, one per call, each panic caught.
+    Chunk(Encoded),
+}
+
+/// How one call of a chunk ended: its value, or its panic.
+pub(crate) type ItemResult<R> = std::result::Result<R, Panicked>;
+
+/// A panic caught in a call: its message and where it happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Panicked {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+}
+
+/// Where the last panic of this process happened, recorded by the hook
+/// [`record_panic_locations`] installs.
+static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+
+/// Makes every later panic record its location for [`catch_panic`], then
+/// go on to the hook that was there before.
+pub(crate) fn record_panic_locations() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if let Ok(mut location) = PANIC_LOCATION.lock() {
+            *location = info.location().map(ToString::to_string);
+        }
+        previous(info);
+    }));
+}
+
+/// Runs `f`, catching a panic as its message and location (the location
+/// is known once [`record_panic_locations`] has run).
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Panicked> {
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+        let location = PANIC_LOCATION.lock().ok().and_then(|mut l| l.take());
+        Panicked { message, location }
+    })
+}
+
 /// Decodes the arguments of the fn registered as `name` from `input`,
 /// calls `f` with them, and encodes what it returns: the body of every
-/// registration's trampoline. Panics of the fn propagate to the caller.
+/// registration's trampoline. For [`Input::One`], panics of the fn
+/// propagate to the caller; for [`Input::Chunk`], each is caught and
+/// becomes that call's result.
 #[doc(hidden)]
-pub fn invoke<A, R>(name: &'static str, input: Encoded, f: impl FnOnce(A) -> R) -> Result<Encoded>
+pub fn invoke<A, R>(name: &'static str, input: Input, f: impl Fn(A) -> R) -> Result<Encoded>
 where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let args: A = codec::decode(input)
-        .map_err(|e| Error::Codec(format!("the arguments of `{name}` did not decode: {e}")))?;
-    codec::encode(&f(args)).map_err(|e| Error::Codec(format!("the result of `{name}` did not encode: {e}")))
+    let decode_error = |e| Error::Codec(format!("the arguments of `{name}` did not decode: {e}"));
+    let encode_error = |e| Error::Codec(format!("the result of `{name}` did not encode: {e}"));
+    match input {
+        Input::One(input) => {
+            let args: A = codec::decode(input).map_err(decode_error)?;
+            codec::encode(&f(args)).map_err(encode_error)
+        }
+        Input::Chunk(input) => {
+            let items: Vec<A> = codec::decode(input).map_err(decode_error)?;
+            let results: Vec<ItemResult<R>> = items.into_iter().map(|args| catch_panic(|| f(args))).collect();
+            codec::encode(&results).map_err(encode_error)
+        }
+    }
 }
 
 type Index = HashMap<&'static str, &'static Registration>;

@@ -82,6 +82,22 @@ pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
     }
 }
 
+/// Decodes a `T` (holding no handles) from the start of `bytes`, and
+/// returns it with the bytes after it: for a message made of a header and
+/// a body that only its receiver's receiver decodes.
+pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8])> {
+    postcard::take_from_bytes::<T>(bytes).map_err(|e| codec_error("decode", std::any::type_name::<T>(), e))
+}
+
+/// Encodes `header` (holding no handles) followed by `body`, as
+/// [`decode_prefix`] takes them apart.
+pub(crate) fn encode_with_body<T: Serialize>(header: &T, body: &[u8]) -> Result<Vec<u8>> {
+    let mut bytes =
+        postcard::to_allocvec(header).map_err(|e| codec_error("encode", std::any::type_name::<T>(), e))?;
+    bytes.extend_from_slice(body);
+    Ok(bytes)
+}
+
 fn codec_error(what: &str, ty: &str, e: postcard::Error) -> Error {
     Error::Codec(format!("could not {what} a value of type `{ty}`: {e}"))
 }

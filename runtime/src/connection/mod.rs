@@ -49,7 +49,7 @@ pub use wait::{Waitable, wait};
 /// forked child keeps a copy of every pipe end, so the peer may never see
 /// end of file): only those passed to it as arguments reach it.
 pub struct Connection<T> {
-    channel: Channel,
+    pub(crate) channel: Channel,
     readable: bool,
     writable: bool,
     _items: PhantomData<fn(T) -> T>,

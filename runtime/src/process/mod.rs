@@ -319,14 +319,19 @@ impl ProcessBuilder {
     pub fn spawn<F: Remote>(self, f: F, args: F::Args) -> Result<Process<F::Output>> {
         let _ = f;
         registry::check_unique()?;
-        let args = codec::encode(&args)?;
+        self.spawn_target(F::NAME, codec::encode(&args)?)
+    }
+
+    /// Starts the process, running the fn registered as `target` with
+    /// arguments encoded already.
+    pub(crate) fn spawn_target<T>(self, target: &'static str, args: Encoded) -> Result<Process<T>> {
         let (default_name, path) = identity::next_child();
         let name = self.name.unwrap_or(default_name);
         let daemon = self.daemon.unwrap_or_else(identity::is_daemon);
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let spec = ChildSpec {
             token: identity::token()?,
-            target: F::NAME.to_owned(),
+            target: target.to_owned(),
             args: args.bytes,
             name: name.clone(),
             path,
@@ -340,7 +345,7 @@ impl ProcessBuilder {
         let entry = ChildEntry::register(launched.watch, name, daemon)?;
         Ok(Process {
             entry,
-            function: F::NAME,
+            function: target,
             channel: Mutex::new(ResultChannel {
                 fd: launched.channel,
                 reader: FrameReader::new(usize::MAX),

@@ -8,12 +8,10 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, Encoded, FrameReader};
-use crate::registry;
+use crate::registry::{self, Input, Panicked};
 use crate::sys;
 use crate::sys::process::ExecImage;
 
@@ -134,9 +132,6 @@ pub(crate) fn child_image(role: Role) -> io::Result<ExecImage> {
     ExecImage::new(OsStr::new("/proc/self/exe"), [argv0.as_os_str(), label.as_os_str()], env)
 }
 
-/// Where the last panic of this child happened, recorded by its hook.
-static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
-
 /// Runs the child protocol on `channel` and exits: reads the spec, becomes
 /// the process it describes, runs the target, sends the outcome.
 pub(crate) fn run_child(channel: OwnedFd, expected_token: Option<u64>, method: StartMethod) -> ! {
@@ -184,25 +179,11 @@ fn run_target(spec: &ChildSpec, args: Encoded) -> (Outcome, Vec<OwnedFd>) {
         Err(crate::Error::UnknownFunction(name)) => return (Outcome::UnknownFunction(name), Vec::new()),
         Err(e) => return (Outcome::Codec(e.to_string()), Vec::new()),
     };
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if let Ok(mut location) = PANIC_LOCATION.lock() {
-            *location = info.location().map(ToString::to_string);
-        }
-        previous(info);
-    }));
-    match panic::catch_unwind(AssertUnwindSafe(|| (registration.invoke)(args))) {
+    registry::record_panic_locations();
+    match registry::catch_panic(|| (registration.invoke)(Input::One(args))) {
         Ok(Ok(encoded)) => (Outcome::Returned(encoded.bytes), encoded.fds),
         Ok(Err(e)) => (Outcome::Codec(e.to_string()), Vec::new()),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".to_owned());
-            let location = PANIC_LOCATION.lock().ok().and_then(|mut l| l.take());
-            (Outcome::Panicked { message, location }, Vec::new())
-        }
+        Err(Panicked { message, location }) => (Outcome::Panicked { message, location }, Vec::new()),
     }
 }
 

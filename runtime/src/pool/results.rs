@@ -1,0 +1,437 @@
+//! Where a pool's results land: [`AsyncResult`], the imap iterators, and
+//! the collector that turns a job's chunks back into per-item results.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, Encoded};
+use crate::error::{Error, RemoteError, Result};
+use crate::registry::ItemResult;
+
+/// How a task (one chunk of calls) ended without results.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// The worker running it died.
+    Died { pid: u32, exitcode: i32 },
+    /// It ran longer than the pool's task timeout; its worker was killed.
+    Timeout,
+    /// The pool was terminated before it ran.
+    Closed,
+    /// The worker could not run it: an unknown fn, or arguments or results
+    /// that did not decode or encode.
+    Codec(String),
+    /// The pool's initializer failed, so no worker can run anything.
+    InitFailed(RemoteError),
+    /// No worker could be started.
+    NoWorkers(String),
+}
+
+impl Failure {
+    fn to_error(&self) -> Error {
+        match self {
+            Failure::Died { pid, exitcode } => Error::ProcessDied { pid: *pid, exitcode: *exitcode },
+            Failure::Timeout => Error::Timeout,
+            Failure::Closed => Error::Closed,
+            Failure::Codec(message) => Error::Codec(message.clone()),
+            Failure::InitFailed(e) => Error::Remote(e.clone()),
+            Failure::NoWorkers(message) => {
+                Error::Io(std::io::Error::other(format!("the pool could not start a worker: {message}")))
+            }
+        }
+    }
+}
+
+/// A job as the scheduler sees it: something that takes the outcome of
+/// each of its chunks.
+pub(crate) trait Job: Send + Sync {
+    /// Chunk `index` ran in worker `pid`; these are its encoded results.
+    fn chunk_done(&self, index: usize, results: Encoded, pid: u32);
+    /// Chunk `index` did not run to the end.
+    fn chunk_failed(&self, index: usize, failure: &Failure);
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What runs when every item of a job is in: it gets the results in input
+/// order.
+pub(crate) type Finish<R> = Box<dyn FnOnce(Vec<Result<R>>) + Send>;
+
+/// Collects the results of a job's chunks, item by item.
+pub(crate) struct Collector<R> {
+    function: &'static str,
+    /// The items of each chunk.
+    chunks: Vec<Range<usize>>,
+    state: Mutex<Collected<R>>,
+    arrived: Condvar,
+    finish: Mutex<Option<Finish<R>>>,
+}
+
+struct Collected<R> {
+    slots: Vec<Option<Result<R>>>,
+    /// Items in the order their results arrived, for `imap_unordered`.
+    order: std::collections::VecDeque<usize>,
+    missing: usize,
+}
+
+impl<R> Collector<R> {
+    /// A collector for `len` items cut into chunks of `chunk_size`; with
+    /// `finish`, it hands every result over once the last is in.
+    pub(crate) fn new(
+        function: &'static str,
+        len: usize,
+        chunk_size: usize,
+        finish: Option<Finish<R>>,
+    ) -> Self {
+        let chunks = (0..len).step_by(chunk_size.max(1)).map(|s| s..(s + chunk_size).min(len)).collect();
+        let collector = Collector {
+            function,
+            chunks,
+            state: Mutex::new(Collected {
+                slots: (0..len).map(|_| None).collect(),
+                order: std::collections::VecDeque::new(),
+                missing: len,
+            }),
+            arrived: Condvar::new(),
+            finish: Mutex::new(finish),
+        };
+        if len == 0 {
+            collector.finish_if_complete();
+        }
+        collector
+    }
+
+    /// Sets what runs once every result is in (at once if they are).
+    pub(crate) fn set_finish(&self, finish: Option<Finish<R>>) {
+        *lock(&self.finish) = finish;
+        self.finish_if_complete();
+    }
+
+    /// The items of each chunk.
+    pub(crate) fn chunks(&self) -> &[Range<usize>] {
+        &self.chunks
+    }
+
+    fn store(&self, index: usize, results: impl Iterator<Item = Result<R>>) {
+        let range = self.chunks[index].clone();
+        {
+            let mut state = lock(&self.state);
+            for (item, result) in range.zip(results) {
+                if state.slots[item].is_none() {
+                    state.slots[item] = Some(result);
+                    state.order.push_back(item);
+                    state.missing -= 1;
+                }
+            }
+        }
+        self.arrived.notify_all();
+        self.finish_if_complete();
+    }
+
+    fn finish_if_complete(&self) {
+        let mut state = lock(&self.state);
+        if state.missing > 0 {
+            return;
+        }
+        let Some(finish) = lock(&self.finish).take() else { return };
+        let results: Vec<Result<R>> =
+            state.slots.iter_mut().map(|s| s.take().expect("every result is in")).collect();
+        drop(state);
+        finish(results);
+    }
+
+    /// Waits until `pick` finds something in the collected state, or the
+    /// deadline passes (`None` then).
+    fn wait_for<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut pick: impl FnMut(&mut Collected<R>) -> Option<T>,
+    ) -> Option<T> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(found) = pick(&mut state) {
+                return Some(found);
+            }
+            match deadline {
+                None => state = self.arrived.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero())?;
+                    state = self.arrived.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+                }
+            }
+        }
+    }
+}
+
+impl<R: DeserializeOwned + Send> Job for Collector<R> {
+    fn chunk_done(&self, index: usize, results: Encoded, pid: u32) {
+        let len = self.chunks[index].len();
+        match codec::decode::<Vec<ItemResult<R>>>(results) {
+            Ok(items) if items.len() == len => {
+                let function = self.function;
+                self.store(
+                    index,
+                    items.into_iter().map(|item| {
+                        item.map_err(|p| {
+                            Error::Remote(RemoteError {
+                                function: function.to_owned(),
+                                message: p.message,
+                                pid,
+                                location: p.location,
+                            })
+                        })
+                    }),
+                );
+            }
+            Ok(items) => {
+                let e = format!("a worker returned {} results for a chunk of {len} calls", items.len());
+                self.store(index, (0..len).map(|_| Err(Error::Codec(e.clone()))));
+            }
+            Err(e) => {
+                let e = format!("the results of `{}` did not decode: {e}", self.function);
+                self.store(index, (0..len).map(|_| Err(Error::Codec(e.clone()))));
+            }
+        }
+    }
+
+    fn chunk_failed(&self, index: usize, failure: &Failure) {
+        let len = self.chunks[index].len();
+        self.store(index, (0..len).map(|_| Err(failure.to_error())));
+    }
+}
+
+/// The result of a call handed to the pool, to be collected later:
+/// Python's `AsyncResult`. Also a [`Future`], for async code.
+///
+/// Callbacks given with the call (see
+/// [`Pool::apply_async_with`](crate::Pool::apply_async_with)) have run by
+/// the time the result is ready.
+pub struct AsyncResult<R> {
+    cell: Arc<ResultCell<R>>,
+}
+
+pub(crate) struct ResultCell<R> {
+    state: Mutex<CellState<R>>,
+    ready: Condvar,
+}
+
+struct CellState<R> {
+    result: Option<Result<R>>,
+    taken: bool,
+    waker: Option<Waker>,
+}
+
+impl<R> ResultCell<R> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(ResultCell {
+            state: Mutex::new(CellState { result: None, taken: false, waker: None }),
+            ready: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn complete(&self, result: Result<R>) {
+        let waker = {
+            let mut state = lock(&self.state);
+            state.result = Some(result);
+            state.waker.take()
+        };
+        self.ready.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, CellState<R>> {
+        let mut state = lock(&self.state);
+        while state.result.is_none() && !state.taken {
+            match deadline {
+                None => state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => match d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+                    Some(left) => {
+                        state =
+                            self.ready.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+                    }
+                    None => break,
+                },
+            }
+        }
+        state
+    }
+}
+
+impl<R> AsyncResult<R> {
+    pub(crate) fn new(cell: Arc<ResultCell<R>>) -> Self {
+        AsyncResult { cell }
+    }
+
+    /// Waits for the result and returns it, consuming the handle.
+    ///
+    /// # Errors
+    ///
+    /// The call's error: [`Error::Remote`] if it panicked,
+    /// [`Error::ProcessDied`] if its worker died, [`Error::Timeout`] if it
+    /// ran past the pool's task timeout, [`Error::Closed`] if the pool was
+    /// terminated first.
+    pub fn into_result(self) -> Result<R> {
+        let mut state = self.cell.wait_until(None);
+        state.taken = true;
+        state.result.take().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Waits until the result is ready.
+    pub fn wait(&self) {
+        drop(self.cell.wait_until(None));
+    }
+
+    /// Waits until the result is ready, for at most `timeout`; true if it
+    /// is.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.cell.wait_until(Some(Instant::now() + timeout)).result.is_some()
+    }
+
+    /// True once the result is ready.
+    pub fn ready(&self) -> bool {
+        lock(&self.cell.state).result.is_some()
+    }
+
+    /// `Some(true)` if the call returned, `Some(false)` if it failed,
+    /// `None` while it is not ready.
+    pub fn successful(&self) -> Option<bool> {
+        lock(&self.cell.state).result.as_ref().map(Result::is_ok)
+    }
+}
+
+impl<R: Clone> AsyncResult<R> {
+    /// Waits for the result and returns a copy of it.
+    ///
+    /// # Errors
+    ///
+    /// As [`into_result`](AsyncResult::into_result).
+    pub fn get(&self) -> Result<R> {
+        let state = self.cell.wait_until(None);
+        copy(&state.result)
+    }
+
+    /// Like [`get`](AsyncResult::get), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the result is not ready in time (the handle
+    /// stays usable); otherwise as [`get`](AsyncResult::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+        let state = self.cell.wait_until(Some(Instant::now() + timeout));
+        match &state.result {
+            None => Err(Error::Timeout),
+            result => copy(result),
+        }
+    }
+}
+
+fn copy<R: Clone>(result: &Option<Result<R>>) -> Result<R> {
+    match result {
+        Some(Ok(v)) => Ok(v.clone()),
+        Some(Err(e)) => Err(e.duplicate()),
+        None => Err(Error::Closed),
+    }
+}
+
+impl<R> Future for AsyncResult<R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        let mut state = lock(&self.cell.state);
+        match state.result.take() {
+            Some(result) => {
+                state.taken = true;
+                Poll::Ready(result)
+            }
+            None if state.taken => Poll::Ready(Err(Error::Closed)),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R> fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
+    }
+}
+
+/// The results of [`Pool::imap`](crate::Pool::imap) or
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered), as they come: in
+/// input order for `imap`, in the order they finish for
+/// `imap_unordered`. Its length is known from the start.
+pub struct IMap<R> {
+    collector: Arc<Collector<R>>,
+    yielded: usize,
+    len: usize,
+    ordered: bool,
+}
+
+impl<R> IMap<R> {
+    pub(crate) fn new(collector: Arc<Collector<R>>, len: usize, ordered: bool) -> Self {
+        IMap { collector, yielded: 0, len, ordered }
+    }
+
+    /// The next result, waiting at most `timeout` for it: `Some(Err(Error::Timeout))`
+    /// if it did not come in time (the iterator stays usable), `None` at
+    /// the end. Python's `IMapIterator.next(timeout)`.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.next_before(Some(Instant::now() + timeout))
+    }
+
+    fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<R>> {
+        if self.yielded == self.len {
+            return None;
+        }
+        let ordered = self.ordered;
+        let next = self.yielded;
+        let found = self.collector.wait_for(deadline, |state| {
+            let item = if ordered { next } else { *state.order.front()? };
+            let result = state.slots[item].take()?;
+            if !ordered {
+                state.order.pop_front();
+            }
+            Some(result)
+        });
+        match found {
+            Some(result) => {
+                self.yielded += 1;
+                Some(result)
+            }
+            None => Some(Err(Error::Timeout)),
+        }
+    }
+}
+
+impl<R> Iterator for IMap<R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        self.next_before(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.len - self.yielded;
+        (left, Some(left))
+    }
+}
+
+impl<R> ExactSizeIterator for IMap<R> {}
+
+impl<R> fmt::Debug for IMap<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap").field("yielded", &self.yielded).field("len", &self.len).finish()
+    }
+}

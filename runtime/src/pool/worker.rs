@@ -1,0 +1,136 @@
+//! The pool's worker: a child process that runs chunks of calls until its
+//! channel closes (or it has run its share, with `maxtasksperchild`).
+//!
+//! The protocol, one frame each way per task: the parent sends a
+//! [`TaskHeader`] followed by an encoded `Vec` of argument tuples (with the
+//! fds of any handles among them); the worker answers with a [`Reply`],
+//! followed, for [`Reply::Done`], by an encoded `Vec<ItemResult<R>>`.
+//! Tasks are answered in the order they came.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Encoded};
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::registry::{self, Input, Panicked, Registration};
+
+/// The name the worker's loop is registered under.
+pub(crate) const WORKER: &str = "multiproc::pool::worker";
+
+/// What a worker is started with, beside its channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerConfig {
+    /// The initializer's registered name and encoded arguments.
+    pub(crate) initializer: Option<(String, EncodedArgs)>,
+    /// How many tasks to run before exiting (`maxtasksperchild`).
+    pub(crate) max_tasks: Option<u64>,
+}
+
+/// Encoded arguments that travel inside another message, handles and all.
+#[derive(Debug)]
+pub(crate) struct EncodedArgs(pub(crate) Encoded);
+
+impl Serialize for EncodedArgs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let fds: Vec<codec::SendFd<'_>> =
+            self.0.fds.iter().map(|fd| codec::SendFd(std::os::fd::AsFd::as_fd(fd))).collect();
+        (serde_bytes_ref(&self.0.bytes), fds).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EncodedArgs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let (bytes, fds): (Vec<u8>, Vec<codec::RecvFd>) = Deserialize::deserialize(deserializer)?;
+        Ok(EncodedArgs(Encoded { bytes, fds: fds.into_iter().map(|codec::RecvFd(fd)| fd).collect() }))
+    }
+}
+
+/// `bytes` as serde sees a byte string.
+fn serde_bytes_ref(bytes: &[u8]) -> impl Serialize + '_ {
+    struct Bytes<'a>(&'a [u8]);
+    impl Serialize for Bytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+    Bytes(bytes)
+}
+
+/// The header of a task: which fn to call on the chunk that follows.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TaskHeader {
+    pub(crate) id: u64,
+    pub(crate) target: String,
+}
+
+/// The header of a worker's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// Task `id` ran; its results follow.
+    Done { id: u64 },
+    /// Task `id` could not run: an unknown fn, or arguments or results
+    /// that did not decode or encode.
+    Failed { id: u64, error: String },
+    /// The initializer panicked; the worker exits.
+    InitFailed(Panicked),
+}
+
+inventory::submit! {
+    Registration { name: WORKER, file: file!(), line: line!(), invoke: run }
+}
+
+/// The trampoline of the worker: decodes its channel and configuration and
+/// serves until the channel closes.
+fn run(input: Input) -> Result<Encoded> {
+    let Input::One(args) = input else {
+        return Err(Error::Codec("the pool worker is not a fn for chunks".to_owned()));
+    };
+    let (conn, config): (Connection<()>, WorkerConfig) = codec::decode(args)?;
+    serve(&conn, config);
+    codec::encode(&())
+}
+
+fn serve(conn: &Connection<()>, config: WorkerConfig) {
+    if let Some((name, EncodedArgs(args))) = config.initializer {
+        let ran = registry::lookup(&name).map(|reg| registry::catch_panic(|| (reg.invoke)(Input::One(args))));
+        let failure = match ran {
+            Ok(Ok(Ok(_))) => None,
+            Ok(Ok(Err(e))) | Err(e) => Some(Panicked { message: e.to_string(), location: None }),
+            Ok(Err(panicked)) => Some(panicked),
+        };
+        if let Some(panicked) = failure {
+            if let Ok(bytes) = codec::encode_with_body(&Reply::InitFailed(panicked), &[]) {
+                let _ = conn.channel.send(&bytes, &[]);
+            }
+            return;
+        }
+    }
+    let mut done = 0u64;
+    while config.max_tasks.is_none_or(|max| done < max) {
+        let Ok(Encoded { bytes, fds }) = conn.channel.recv(None) else {
+            return; // the pool closed the channel: time to go
+        };
+        let (header, reply) = match codec::decode_prefix::<TaskHeader>(&bytes) {
+            Ok((header, chunk)) => {
+                let chunk = Encoded { bytes: chunk.to_vec(), fds };
+                let ran = registry::lookup(&header.target).and_then(|reg| (reg.invoke)(Input::Chunk(chunk)));
+                (header.id, ran)
+            }
+            Err(_) => return, // not the pool talking
+        };
+        let sent = match reply {
+            Ok(results) => {
+                codec::encode_with_body(&Reply::Done { id: header }, &results.bytes).and_then(|bytes| {
+                    let fds: Vec<_> = results.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
+                    conn.channel.send(&bytes, &fds)
+                })
+            }
+            Err(e) => codec::encode_with_body(&Reply::Failed { id: header, error: e.to_string() }, &[])
+                .and_then(|bytes| conn.channel.send(&bytes, &[])),
+        };
+        if sent.is_err() {
+            return;
+        }
+        done += 1;
+    }
+}
