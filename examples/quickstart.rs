@@ -1,7 +1,7 @@
-//! The quick start: run a few remote fns in child processes and collect
-//! their results.
+//! The quick start: the seed notes' first example (`Pool(5).map(f, [1, 2,
+//! 3, 4])`), then remote fns run in child processes one by one.
 
-use multiproc::{Process, current_process};
+use multiproc::{Pool, Process, current_process};
 
 #[multiproc::remote]
 fn square(x: u64) -> u64 {
@@ -14,6 +14,11 @@ fn greet(name: String) -> String {
 }
 
 fn main() -> multiproc::Result<()> {
+    let pool = Pool::new(5)?; // five worker processes
+    let mapped = pool.map(square, [1, 2, 3, 4])?;
+    println!("{mapped:?}");
+    assert_eq!(mapped, [1, 4, 9, 16]);
+
     let children = (1..=4).map(|x| multiproc::spawn(square, (x,))).collect::<multiproc::Result<Vec<_>>>()?;
     let squares = children.into_iter().map(Process::join).collect::<multiproc::Result<Vec<u64>>>()?;
     println!("squares: {squares:?}");
