@@ -55,7 +55,7 @@ fn expand(f: &RemoteFn) -> TokenStream {
     let sig = &item.sig;
     let block = &item.block;
     let arg_types: Vec<_> = f.args.iter().map(|a| &a.ty).collect();
-    let arg_names: Vec<_> = (0..f.args.len()).map(|i| format_ident!("arg{}", i)).collect();
+    let arg_names: Vec<_> = (0..f.args.len()).map(|i| format_ident!("__multiproc_arg{}", i)).collect();
     let arg_params: Vec<_> = (0..f.args.len()).map(|i| format_ident!("__A{}", i)).collect();
     let output = f.output();
     let fn_ptr = quote!(fn(#(#arg_types),*) -> #output);
@@ -74,8 +74,8 @@ fn expand(f: &RemoteFn) -> TokenStream {
             #sig #block
 
             impl ::core::fmt::Debug for #name {
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    f.write_str(#remote_name)
+                fn fmt(&self, __multiproc_f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    __multiproc_f.write_str(#remote_name)
                 }
             }
 
@@ -112,13 +112,13 @@ fn expand(f: &RemoteFn) -> TokenStream {
                 #(#arg_params: ::multiproc::__private::RemoteArg,)*
                 __R: ::multiproc::__private::RemoteReturn,
             >(
-                f: fn(#(#arg_params),*) -> __R,
-                input: ::multiproc::__private::Input,
+                __multiproc_fn: fn(#(#arg_params),*) -> __R,
+                __multiproc_input: ::multiproc::__private::Input,
             ) -> ::multiproc::Result<::multiproc::__private::Encoded> {
                 ::multiproc::__private::invoke(
                     #remote_name,
-                    input,
-                    |(#(#arg_names,)*): (#(#arg_params,)*)| f(#(#arg_names),*),
+                    __multiproc_input,
+                    |(#(#arg_names,)*): (#(#arg_params,)*)| __multiproc_fn(#(#arg_names),*),
                 )
             }
 
@@ -127,7 +127,9 @@ fn expand(f: &RemoteFn) -> TokenStream {
                     name: #remote_name,
                     file: ::core::file!(),
                     line: ::core::line!(),
-                    invoke: |input| __multiproc_invoke::<#(#arg_types,)* #output>(#name, input),
+                    invoke: |__multiproc_input| {
+                        __multiproc_invoke::<#(#arg_types,)* #output>(#name, __multiproc_input)
+                    },
                 }
             }
         };
