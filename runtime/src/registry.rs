@@ -70,12 +70,16 @@ pub enum Input {
     /// value, and a panic propagates.
     One(Encoded),
     /// A pool's chunk: an encoded `Vec` of argument tuples; the result is
-    /// an encoded `Vec<ItemResult<R>>`, one per call, each panic caught.
+    /// an encoded `ChunkResults<R>`, with each panic caught.
     Chunk(Encoded),
 }
 
 /// How one call of a chunk ended: its value, or its panic.
 pub(crate) type ItemResult<R> = std::result::Result<R, Panicked>;
+
+/// How a chunk ended: every value when no call panicked (the common case,
+/// and the compact one), else each call's result.
+pub(crate) type ChunkResults<R> = std::result::Result<Vec<R>, Vec<ItemResult<R>>>;
 
 /// A panic caught in a call: its message and where it happened.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,10 +138,28 @@ where
         }
         Input::Chunk(input) => {
             let items: Vec<A> = codec::decode(input).map_err(decode_error)?;
-            let results: Vec<ItemResult<R>> = items.into_iter().map(|args| catch_panic(|| f(args))).collect();
-            codec::encode(&results).map_err(encode_error)
+            codec::encode(&run_chunk(items, f)).map_err(encode_error)
         }
     }
+}
+
+/// Calls `f` on each item, catching panics; values stay a plain `Vec`
+/// until a call panics.
+fn run_chunk<A, R>(items: Vec<A>, f: impl Fn(A) -> R) -> ChunkResults<R> {
+    let mut values = Vec::with_capacity(items.len());
+    let mut items = items.into_iter();
+    for args in items.by_ref() {
+        match catch_panic(|| f(args)) {
+            Ok(v) => values.push(v),
+            Err(panicked) => {
+                let mut each: Vec<ItemResult<R>> = values.into_iter().map(Ok).collect();
+                each.push(Err(panicked));
+                each.extend(items.map(|args| catch_panic(|| f(args))));
+                return Err(each);
+            }
+        }
+    }
+    Ok(values)
 }
 
 type Index = HashMap<&'static str, &'static Registration>;

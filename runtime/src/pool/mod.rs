@@ -67,6 +67,10 @@ pub struct Pool {
     task_timeout: Option<Duration>,
 }
 
+/// Encoded chunks are handed to the scheduler once this many bytes of them
+/// are ready.
+const SUBMIT_BATCH: usize = 64 << 10;
+
 /// Work for the callback thread.
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -380,16 +384,27 @@ impl Pool {
         if self.shared.is_closed() {
             return Err(Error::Closed);
         }
-        let collector = Arc::new(Collector::new(F::NAME, args.len(), chunk_size, None));
-        let mut tasks = Vec::with_capacity(collector.chunks().len());
-        let mut args = args.into_iter();
-        for (index, range) in collector.chunks().iter().enumerate() {
-            let chunk: Vec<F::Args> = args.by_ref().take(range.len()).collect();
-            let chunk = codec::encode(&chunk)?;
-            tasks.push(Task { job: collector.clone(), index, target: F::NAME, chunk });
+        let collector = Arc::new(Collector::new(F::NAME, args.len(), chunk_size));
+        if let Some(finish) = finish {
+            collector.set_finish(finish);
         }
-        collector.set_finish(finish);
-        self.shared.submit(tasks)?;
+        // Chunks go out as they are encoded, so that the workers start on
+        // the first while the rest are encoded; a few at a time, so that
+        // the scheduler is not woken for each.
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        for (index, range) in collector.chunks().enumerate() {
+            let chunk = codec::encode(&args[range])?;
+            batch_bytes += chunk.bytes.len();
+            batch.push(Task { job: collector.clone(), index, target: F::NAME, chunk });
+            if batch_bytes >= SUBMIT_BATCH {
+                self.shared.submit(std::mem::take(&mut batch))?;
+                batch_bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.shared.submit(batch)?;
+        }
         Ok(collector)
     }
 
@@ -415,7 +430,7 @@ impl Pool {
         let cell = ResultCell::new();
         let deliver = self.deliverer(cell.clone(), callbacks);
         let chunk_size = chunk_size.unwrap_or_else(|| self.default_chunk_size(args.len()));
-        let finish = Box::new(move |results: Vec<Result<F::Output>>| deliver(results.into_iter().collect()));
+        let finish = Box::new(move |results: Result<Vec<F::Output>>| deliver(results));
         self.submit::<F>(args, chunk_size, Some(finish))?;
         Ok(AsyncResult::new(cell))
     }
@@ -428,8 +443,8 @@ impl Pool {
     ) -> Result<AsyncResult<F::Output>> {
         let cell = ResultCell::new();
         let deliver = self.deliverer(cell.clone(), callbacks);
-        let finish = Box::new(move |mut results: Vec<Result<F::Output>>| {
-            deliver(results.pop().unwrap_or(Err(Error::Closed)));
+        let finish = Box::new(move |results: Result<Vec<F::Output>>| {
+            deliver(results.and_then(|mut values| values.pop().ok_or(Error::Closed)));
         });
         self.submit::<F>(vec![args], 1, Some(finish))?;
         Ok(AsyncResult::new(cell))

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Encoded};
 use crate::error::{Error, RemoteError, Result};
-use crate::registry::ItemResult;
+use crate::registry::ChunkResults;
 
 /// How a task (one chunk of calls) ended without results.
 #[derive(Debug, Clone)]
@@ -61,76 +61,91 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What runs when every item of a job is in: it gets the results in input
-/// order.
-pub(crate) type Finish<R> = Box<dyn FnOnce(Vec<Result<R>>) + Send>;
+/// What runs when every result of a job is in: every value in input
+/// order, or the first error in input order.
+pub(crate) type Finish<R> = Box<dyn FnOnce(Result<Vec<R>>) + Send>;
 
-/// Collects the results of a job's chunks, item by item.
+/// The results of one chunk, handed out in order.
+enum Items<R> {
+    /// Every call returned.
+    Values(std::vec::IntoIter<R>),
+    /// Some calls failed.
+    Mixed(std::vec::IntoIter<Result<R>>),
+}
+
+impl<R> Iterator for Items<R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        match self {
+            Items::Values(values) => values.next().map(Ok),
+            Items::Mixed(results) => results.next(),
+        }
+    }
+}
+
+/// Collects the results of a job's chunks.
 pub(crate) struct Collector<R> {
     function: &'static str,
-    /// The items of each chunk.
-    chunks: Vec<Range<usize>>,
+    len: usize,
+    chunk_size: usize,
     state: Mutex<Collected<R>>,
     arrived: Condvar,
     finish: Mutex<Option<Finish<R>>>,
 }
 
 struct Collected<R> {
-    slots: Vec<Option<Result<R>>>,
-    /// Items in the order their results arrived, for `imap_unordered`.
+    /// Each chunk's results, once in.
+    done: Vec<Option<Items<R>>>,
+    /// Chunks in the order their results arrived, for `imap_unordered`.
     order: std::collections::VecDeque<usize>,
+    /// Chunks not in yet.
     missing: usize,
 }
 
 impl<R> Collector<R> {
-    /// A collector for `len` items cut into chunks of `chunk_size`; with
-    /// `finish`, it hands every result over once the last is in.
-    pub(crate) fn new(
-        function: &'static str,
-        len: usize,
-        chunk_size: usize,
-        finish: Option<Finish<R>>,
-    ) -> Self {
-        let chunks = (0..len).step_by(chunk_size.max(1)).map(|s| s..(s + chunk_size).min(len)).collect();
-        let collector = Collector {
+    /// A collector for `len` items cut into chunks of `chunk_size`.
+    pub(crate) fn new(function: &'static str, len: usize, chunk_size: usize) -> Self {
+        let chunk_size = chunk_size.max(1);
+        let chunks = len.div_ceil(chunk_size);
+        Collector {
             function,
-            chunks,
+            len,
+            chunk_size,
             state: Mutex::new(Collected {
-                slots: (0..len).map(|_| None).collect(),
+                done: (0..chunks).map(|_| None).collect(),
                 order: std::collections::VecDeque::new(),
-                missing: len,
+                missing: chunks,
             }),
             arrived: Condvar::new(),
-            finish: Mutex::new(finish),
-        };
-        if len == 0 {
-            collector.finish_if_complete();
+            finish: Mutex::new(None),
         }
-        collector
-    }
-
-    /// Sets what runs once every result is in (at once if they are).
-    pub(crate) fn set_finish(&self, finish: Option<Finish<R>>) {
-        *lock(&self.finish) = finish;
-        self.finish_if_complete();
     }
 
     /// The items of each chunk.
-    pub(crate) fn chunks(&self) -> &[Range<usize>] {
-        &self.chunks
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        (0..self.len).step_by(self.chunk_size).map(|s| s..(s + self.chunk_size).min(self.len))
     }
 
-    fn store(&self, index: usize, results: impl Iterator<Item = Result<R>>) {
-        let range = self.chunks[index].clone();
+    fn chunk_len(&self, index: usize) -> usize {
+        (self.len - index * self.chunk_size).min(self.chunk_size)
+    }
+
+    /// Sets what runs once every result is in (at once if they are).
+    pub(crate) fn set_finish(&self, finish: Finish<R>) {
+        *lock(&self.finish) = Some(finish);
+        self.finish_if_complete();
+    }
+
+    fn store(&self, index: usize, items: Items<R>) {
         {
             let mut state = lock(&self.state);
-            for (item, result) in range.zip(results) {
-                if state.slots[item].is_none() {
-                    state.slots[item] = Some(result);
-                    state.order.push_back(item);
-                    state.missing -= 1;
-                }
+            if state.done[index].is_some() {
+                return;
             }
+            state.done[index] = Some(items);
+            state.order.push_back(index);
+            state.missing -= 1;
         }
         self.arrived.notify_all();
         self.finish_if_complete();
@@ -142,10 +157,29 @@ impl<R> Collector<R> {
             return;
         }
         let Some(finish) = lock(&self.finish).take() else { return };
-        let results: Vec<Result<R>> =
-            state.slots.iter_mut().map(|s| s.take().expect("every result is in")).collect();
+        let mut values = Vec::with_capacity(self.len);
+        let mut outcome = Ok(());
+        for items in state.done.iter_mut().map(|d| d.take().expect("every chunk is in")) {
+            match items {
+                Items::Values(v) => values.extend(v),
+                Items::Mixed(results) => {
+                    for result in results {
+                        match result {
+                            Ok(v) => values.push(v),
+                            Err(e) => {
+                                outcome = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
         drop(state);
-        finish(results);
+        finish(outcome.map(|()| values));
     }
 
     /// Waits until `pick` finds something in the collected state, or the
@@ -173,13 +207,14 @@ impl<R> Collector<R> {
 
 impl<R: DeserializeOwned + Send> Job for Collector<R> {
     fn chunk_done(&self, index: usize, results: Encoded, pid: u32) {
-        let len = self.chunks[index].len();
-        match codec::decode::<Vec<ItemResult<R>>>(results) {
-            Ok(items) if items.len() == len => {
+        let len = self.chunk_len(index);
+        let items = match codec::decode::<ChunkResults<R>>(results) {
+            Ok(Ok(values)) if values.len() == len => Items::Values(values.into_iter()),
+            Ok(Err(results)) if results.len() == len => {
                 let function = self.function;
-                self.store(
-                    index,
-                    items.into_iter().map(|item| {
+                let results: Vec<Result<R>> = results
+                    .into_iter()
+                    .map(|item| {
                         item.map_err(|p| {
                             Error::Remote(RemoteError {
                                 function: function.to_owned(),
@@ -188,24 +223,32 @@ impl<R: DeserializeOwned + Send> Job for Collector<R> {
                                 location: p.location,
                             })
                         })
-                    }),
-                );
+                    })
+                    .collect();
+                Items::Mixed(results.into_iter())
             }
-            Ok(items) => {
-                let e = format!("a worker returned {} results for a chunk of {len} calls", items.len());
-                self.store(index, (0..len).map(|_| Err(Error::Codec(e.clone()))));
-            }
+            Ok(_) => errors(
+                len,
+                &Error::Codec(format!(
+                    "a worker returned the wrong number of results for a chunk of {len} calls"
+                )),
+            ),
             Err(e) => {
-                let e = format!("the results of `{}` did not decode: {e}", self.function);
-                self.store(index, (0..len).map(|_| Err(Error::Codec(e.clone()))));
+                errors(len, &Error::Codec(format!("the results of `{}` did not decode: {e}", self.function)))
             }
-        }
+        };
+        self.store(index, items);
     }
 
     fn chunk_failed(&self, index: usize, failure: &Failure) {
-        let len = self.chunks[index].len();
-        self.store(index, (0..len).map(|_| Err(failure.to_error())));
+        let len = self.chunk_len(index);
+        self.store(index, errors(len, &failure.to_error()));
     }
+}
+
+/// `len` copies of `error`.
+fn errors<R>(len: usize, error: &Error) -> Items<R> {
+    Items::Mixed((0..len).map(|_| Err(error.duplicate())).collect::<Vec<_>>().into_iter())
 }
 
 /// The result of a call handed to the pool, to be collected later:
@@ -396,14 +439,20 @@ impl<R> IMap<R> {
             return None;
         }
         let ordered = self.ordered;
-        let next = self.yielded;
+        let chunk = self.yielded / self.collector.chunk_size;
         let found = self.collector.wait_for(deadline, |state| {
-            let item = if ordered { next } else { *state.order.front()? };
-            let result = state.slots[item].take()?;
-            if !ordered {
-                state.order.pop_front();
+            if ordered {
+                return state.done[chunk].as_mut()?.next();
             }
-            Some(result)
+            loop {
+                let first = *state.order.front()?;
+                match state.done[first].as_mut().and_then(Iterator::next) {
+                    Some(result) => return Some(result),
+                    None => {
+                        state.order.pop_front();
+                    }
+                }
+            }
         });
         match found {
             Some(result) => {

@@ -23,10 +23,19 @@ use crate::start::StartMethod;
 use crate::sys;
 
 /// Tasks up to this size may wait in a worker's socket behind the one it
-/// runs, so that short tasks leave no worker idle between two of them;
-/// two of them always fit in the socket's buffer, so sending one never
-/// blocks the scheduler.
-const PIPELINE_MAX: usize = 32 << 10;
+/// runs, so that short tasks leave no worker idle between two of them, up
+/// to [`PIPELINE_BYTES`] in all: that always fits in the socket's buffer,
+/// so sending never blocks the scheduler.
+const PIPELINE_MAX: usize = 16 << 10;
+const PIPELINE_BYTES: usize = 64 << 10;
+
+/// How many tasks a worker may hold when its tasks are short (they take
+/// less than [`SHORT_TASK`]), and when they are not: a long task gains
+/// nothing from a deep queue, and a queue held by one worker is work the
+/// others cannot take.
+const DEPTH_SHORT: usize = 8;
+const DEPTH_LONG: usize = 2;
+const SHORT_TASK: Duration = Duration::from_micros(500);
 
 /// How long a worker that was told to stop may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -119,6 +128,8 @@ struct Slot {
     sent: u64,
     /// When the worker started the first task it holds.
     busy_since: Option<Instant>,
+    /// How long its tasks have taken, smoothed; `None` before the first.
+    service: Option<Duration>,
 }
 
 impl Slot {
@@ -131,11 +142,25 @@ impl Slot {
         if max_tasks.is_some_and(|max| self.sent >= max) {
             return false;
         }
-        match self.held.len() {
-            0 => true,
-            1 => task.chunk.bytes.len() <= PIPELINE_MAX && self.held[0].1.chunk.bytes.len() <= PIPELINE_MAX,
-            _ => false,
+        if self.held.is_empty() {
+            return true;
         }
+        let depth = if self.service.is_some_and(|s| s < SHORT_TASK) { DEPTH_SHORT } else { DEPTH_LONG };
+        let size = |t: &Task| t.chunk.bytes.len();
+        self.held.len() < depth
+            && size(task) <= PIPELINE_MAX
+            && self.held.iter().all(|(_, t)| size(t) <= PIPELINE_MAX)
+            && size(task) + self.held.iter().map(|(_, t)| size(t)).sum::<usize>() <= PIPELINE_BYTES
+    }
+
+    /// Notes that the task it held first is answered, now.
+    fn answered(&mut self) {
+        let now = Instant::now();
+        if let Some(since) = self.busy_since {
+            let took = now - since;
+            self.service = Some(self.service.map_or(took, |s| (s * 3 + took) / 4));
+        }
+        self.busy_since = if self.held.is_empty() { None } else { Some(now) };
     }
 }
 
@@ -152,6 +177,9 @@ pub(crate) struct Scheduler {
     /// Why no task can run any more (the initializer failed, or no worker
     /// could be started).
     broken: Option<Failure>,
+    /// Answers read and not handed to their jobs yet: they are handed over
+    /// after the workers have been given more work.
+    answers: Vec<(Task, std::result::Result<Encoded, Failure>, u32)>,
 }
 
 impl Scheduler {
@@ -171,6 +199,7 @@ impl Scheduler {
             next_id: 0,
             started: 0,
             broken: None,
+            answers: Vec::new(),
         };
         for _ in 0..scheduler.config.processes {
             // On failure, dropping the scheduler stops those started.
@@ -196,7 +225,7 @@ impl Scheduler {
             .daemon(true)
             .start_method(method)
             .spawn_target::<()>(WORKER, args)?;
-        Ok(Slot { process, conn: ours, held: VecDeque::new(), sent: 0, busy_since: None })
+        Ok(Slot { process, conn: ours, held: VecDeque::new(), sent: 0, busy_since: None, service: None })
     }
 
     /// Runs until the pool is closed and its work done, or terminated.
@@ -223,8 +252,21 @@ impl Scheduler {
                 self.stop_all(true);
                 return;
             }
+            self.take_inbox();
+            self.dispatch();
+            self.hand_over_answers();
             if !(closing && idle) {
                 self.replenish();
+            }
+        }
+    }
+
+    /// Hands the answers read to their jobs.
+    fn hand_over_answers(&mut self) {
+        for (task, answer, pid) in self.answers.drain(..) {
+            match answer {
+                Ok(results) => task.job.chunk_done(task.index, results, pid),
+                Err(failure) => task.job.chunk_failed(task.index, &failure),
             }
         }
     }
@@ -235,34 +277,30 @@ impl Scheduler {
         (inbox.closing, inbox.terminating)
     }
 
-    /// Sends queued tasks to the workers that can take them.
+    /// Sends queued tasks to the workers that can take them, each to the
+    /// worker that holds the fewest.
     fn dispatch(&mut self) {
         let max_tasks = self.config.max_tasks;
-        for w in 0..self.workers.len() {
-            while let Some(task) = self.queue.front() {
-                if !self.workers[w].can_take(task, max_tasks) {
-                    break;
-                }
-                let task = self.queue.pop_front().expect("a task");
-                let id = self.next_id;
-                self.next_id += 1;
-                let slot = &mut self.workers[w];
-                match send_task(&slot.conn, id, &task) {
-                    Ok(()) => {
-                        if slot.held.is_empty() {
-                            slot.busy_since = Some(Instant::now());
-                        }
-                        slot.held.push_back((id, task));
-                        slot.sent += 1;
-                    }
-                    Err(_) => {
-                        // The worker is gone; its exit is handled when
-                        // its channel reports it.
-                        self.queue.push_front(task);
-                        break;
-                    }
-                }
+        while let Some(task) = self.queue.front() {
+            let candidates = (0..self.workers.len()).filter(|&w| self.workers[w].can_take(task, max_tasks));
+            let Some(w) = candidates.min_by_key(|&w| self.workers[w].held.len()) else {
+                return;
+            };
+            let task = self.queue.pop_front().expect("a task");
+            let id = self.next_id;
+            self.next_id += 1;
+            let slot = &mut self.workers[w];
+            if send_task(&slot.conn, id, &task).is_err() {
+                // The worker is gone; its exit is handled when its channel
+                // reports it.
+                self.queue.push_front(task);
+                return;
             }
+            if slot.held.is_empty() {
+                slot.busy_since = Some(Instant::now());
+            }
+            slot.held.push_back((id, task));
+            slot.sent += 1;
         }
     }
 
@@ -326,11 +364,11 @@ impl Scheduler {
                 Reply::Done { .. } => {
                     let (_, task) = slot.held.pop_front().expect("a held task");
                     let results = Encoded { bytes: body.to_vec(), fds: frame.fds };
-                    task.job.chunk_done(task.index, results, slot.process.pid());
+                    self.answers.push((task, Ok(results), slot.process.pid()));
                 }
                 Reply::Failed { error, .. } => {
                     let (_, task) = slot.held.pop_front().expect("a held task");
-                    task.job.chunk_failed(task.index, &Failure::Codec(error));
+                    self.answers.push((task, Err(Failure::Codec(error)), slot.process.pid()));
                 }
                 Reply::InitFailed(panicked) => {
                     let pid = slot.process.pid();
@@ -344,8 +382,7 @@ impl Scheduler {
                     return true;
                 }
             }
-            let slot = &mut self.workers[w];
-            slot.busy_since = if slot.held.is_empty() { None } else { Some(Instant::now()) };
+            self.workers[w].answered();
         }
     }
 
@@ -393,6 +430,7 @@ impl Scheduler {
     /// what is queued; otherwise by closing their channels, which they
     /// answer by exiting.
     fn stop_all(&mut self, now: bool) {
+        self.hand_over_answers();
         let mut workers = std::mem::take(&mut self.workers);
         for slot in &mut workers {
             if now {
