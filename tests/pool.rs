@@ -438,3 +438,96 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park_timeout(Duration::from_millis(100));
     }
 }
+
+/// A value whose encoding always fails.
+#[derive(Debug, Clone)]
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value cannot be encoded"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <()>::deserialize(d).map(|()| Unencodable)
+    }
+}
+
+#[multiproc::remote]
+fn take_unencodable(_x: Unencodable) -> u8 {
+    1
+}
+
+// POOL-04: arguments that cannot be encoded are the caller's error, at
+// once, and the pool stays usable.
+#[test]
+fn arguments_that_cannot_be_encoded_are_an_error_in_the_caller() {
+    let pool = Pool::new(1).unwrap();
+    let t0 = Instant::now();
+    match pool.map(take_unencodable, vec![Unencodable; 3]) {
+        Err(Error::Codec(msg)) => {
+            assert!(msg.contains("could not encode") && msg.contains("Unencodable"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(pool.apply_async(take_unencodable, (Unencodable,)), Err(Error::Codec(_))));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(pool.map(square, 0..3).unwrap(), [0, 1, 4]);
+}
+
+// POOL-24: a large pool works.
+#[test]
+fn a_pool_of_64_workers_works() {
+    let pool = Pool::new(64).unwrap();
+    let total: u64 = pool.map(square, 0..1000).unwrap().into_iter().sum();
+    assert_eq!(total, 332_833_500);
+}
+
+/// Starts a pool, reports its workers' pids, and waits to be killed.
+#[multiproc::remote]
+fn parent_of_a_pool(report: multiproc::Connection<Vec<u32>>) {
+    let pool = Pool::new(2).unwrap();
+    let pids: HashSet<u32> = pool.map_chunked(pid_of, 0..20, 1).unwrap().into_iter().collect();
+    report.send(pids.into_iter().collect()).unwrap();
+    let _running = pool.apply_async(sleep_then_one, (3_600_000,)).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+// Killing the parent takes its pool's workers along: no orphans.
+#[test]
+fn sigkill_of_a_pools_parent_takes_the_workers_along() {
+    let (mine, theirs) = multiproc::pipe::<Vec<u32>>().unwrap();
+    let mut parent = multiproc::spawn(parent_of_a_pool, (theirs,)).unwrap();
+    assert!(mine.poll(LIMIT).unwrap(), "the pool's pids did not arrive");
+    let workers = mine.recv().unwrap();
+    assert!(!workers.is_empty() && workers.iter().all(|&pid| !common::is_gone(pid)));
+    parent.kill().unwrap();
+    for pid in workers {
+        assert!(common::gone_within(pid, Duration::from_secs(2)), "worker {pid} outlived its parent");
+    }
+    assert!(matches!(common::join(parent), Err(Error::ProcessDied { exitcode: -9, .. })));
+}
+
+/// Starts a pool, gives it work, and returns without closing it: the
+/// process must still exit, with its workers gone.
+#[multiproc::remote]
+fn leaves_a_pool_open() -> Vec<u32> {
+    let pool = Pool::new(2).unwrap();
+    let pids: HashSet<u32> = pool.map_chunked(pid_of, 0..20, 1).unwrap().into_iter().collect();
+    let _running = pool.apply_async(sleep_then_one, (3_600_000,)).unwrap();
+    std::mem::forget(pool);
+    pids.into_iter().collect()
+}
+
+// POOL-21: a program that leaves a pool open exits cleanly, and its
+// workers do not outlive it.
+#[test]
+fn a_pool_left_open_does_not_keep_its_process_alive() {
+    let child = multiproc::spawn(leaves_a_pool_open, ()).unwrap();
+    let workers = common::join(child).unwrap();
+    for pid in workers {
+        assert!(common::gone_within(pid, Duration::from_secs(2)), "worker {pid} outlived the program");
+    }
+}
