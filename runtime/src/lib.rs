@@ -11,13 +11,17 @@ mod registry;
 mod start;
 mod sys;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 pub use connection::{Connection, pipe};
 pub use error::{Error, RemoteError, Result};
+pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use process::{
     Context, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,
     parent_process, spawn,
 };
-pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use registry::Remote;
 pub use start::{StartMethod, get_start_method, set_start_method};
 

@@ -413,7 +413,7 @@ impl Handshake {
         Handshake::new_client(key, None)
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     /// [`client`](Handshake::client) with the random bytes of its challenge
     /// given, for tests and fuzzing.
     pub(crate) fn client_with_nonce(key: &[u8], nonce: [u8; NONCE_LEN]) -> Handshake {
@@ -430,7 +430,7 @@ impl Handshake {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Whether a response to this side's challenge may use HMAC-MD5, raw
     /// (as Python 3.11 and older answer) or `{md5}`-prefixed. Yes by
     /// default, so that every CPython version can authenticate.
@@ -479,7 +479,7 @@ impl Handshake {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     /// True once the outcome has been reported.
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
