@@ -531,3 +531,14 @@ fn a_pool_left_open_does_not_keep_its_process_alive() {
         assert!(common::gone_within(pid, Duration::from_secs(2)), "worker {pid} outlived the program");
     }
 }
+
+// A progress bar (drawn only on a terminal) changes nothing else.
+#[cfg(feature = "progress")]
+#[test]
+fn a_progress_bar_leaves_the_results_as_they_are() {
+    let pool = Pool::new(2).unwrap();
+    let it = pool.imap(square, 0..100).unwrap().with_progress();
+    assert_eq!(it.len(), 100);
+    let got: Vec<u64> = it.map(Result::unwrap).collect();
+    assert_eq!(got, (0..100).map(|x| x * x).collect::<Vec<_>>());
+}

@@ -97,6 +97,9 @@ pub(crate) struct Collector<R> {
 struct Collected<R> {
     /// Each chunk's results, once in.
     done: Vec<Option<Items<R>>>,
+    /// Threads waiting in [`Collector::wait_for`]: a store wakes them
+    /// only if there are any (a wake-up is a system call).
+    waiting: usize,
     /// Chunks in the order their results arrived, for `imap_unordered`.
     order: std::collections::VecDeque<usize>,
     /// Chunks not in yet.
@@ -114,6 +117,7 @@ impl<R> Collector<R> {
             chunk_size,
             state: Mutex::new(Collected {
                 done: (0..chunks).map(|_| None).collect(),
+                waiting: 0,
                 order: std::collections::VecDeque::new(),
                 missing: chunks,
             }),
@@ -138,7 +142,7 @@ impl<R> Collector<R> {
     }
 
     fn store(&self, index: usize, items: Items<R>) {
-        {
+        let waiting = {
             let mut state = lock(&self.state);
             if state.done[index].is_some() {
                 return;
@@ -146,8 +150,11 @@ impl<R> Collector<R> {
             state.done[index] = Some(items);
             state.order.push_back(index);
             state.missing -= 1;
+            state.waiting > 0
+        };
+        if waiting {
+            self.arrived.notify_all();
         }
-        self.arrived.notify_all();
         self.finish_if_complete();
     }
 
@@ -194,13 +201,18 @@ impl<R> Collector<R> {
             if let Some(found) = pick(&mut state) {
                 return Some(found);
             }
-            match deadline {
-                None => state = self.arrived.wait(state).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let left = d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero())?;
-                    state = self.arrived.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            let left = match deadline {
+                None => None,
+                Some(d) => Some(d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero())?),
+            };
+            state.waiting += 1;
+            state = match left {
+                None => self.arrived.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Some(left) => {
+                    self.arrived.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0
                 }
-            }
+            };
+            state.waiting -= 1;
         }
     }
 }
@@ -420,11 +432,47 @@ pub struct IMap<R> {
     yielded: usize,
     len: usize,
     ordered: bool,
+    #[cfg(feature = "progress")]
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl<R> IMap<R> {
     pub(crate) fn new(collector: Arc<Collector<R>>, len: usize, ordered: bool) -> Self {
-        IMap { collector, yielded: 0, len, ordered }
+        IMap {
+            collector,
+            yielded: 0,
+            len,
+            ordered,
+            #[cfg(feature = "progress")]
+            bar: None,
+        }
+    }
+
+    /// Shows a progress bar on stderr that advances as results are taken,
+    /// when stderr is a terminal (nothing is drawn otherwise). Needs the
+    /// `progress` feature.
+    ///
+    /// ```no_run
+    /// # #[multiproc::remote]
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # fn main() -> multiproc::Result<()> {
+    /// let pool = multiproc::Pool::new(4)?;
+    /// let squares: Vec<u64> =
+    ///     pool.imap(square, 0..100_000)?.with_progress().collect::<multiproc::Result<_>>()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn with_progress(mut self) -> Self {
+        use std::io::IsTerminal;
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(self.len as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_position(self.yielded as u64);
+        self.bar = Some(bar);
+        self
     }
 
     /// The next result, waiting at most `timeout` for it: `Some(Err(Error::Timeout))`
@@ -457,6 +505,13 @@ impl<R> IMap<R> {
         match found {
             Some(result) => {
                 self.yielded += 1;
+                #[cfg(feature = "progress")]
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                    if self.yielded == self.len {
+                        bar.finish();
+                    }
+                }
                 Some(result)
             }
             None => Some(Err(Error::Timeout)),
