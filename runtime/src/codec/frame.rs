@@ -46,6 +46,47 @@ pub(crate) fn write_frame(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedF
     Ok(())
 }
 
+/// Writes several frames, without fds, in as few system calls as the
+/// socket takes.
+pub(crate) fn write_frames(sock: BorrowedFd<'_>, payloads: &[Vec<u8>]) -> io::Result<()> {
+    if payloads.iter().any(|p| p.len() > SHORT_MAX) {
+        return payloads.iter().try_for_each(|p| write_frame(sock, p, &[]));
+    }
+    let headers: Vec<[u8; 4]> = payloads.iter().map(|p| (p.len() as i32).to_be_bytes()).collect();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * payloads.len());
+    for (header, payload) in headers.iter().zip(payloads) {
+        parts.push(header);
+        parts.push(payload);
+    }
+    // Linux takes at most 1024 iovecs per call.
+    for group in parts.chunks(1024) {
+        let total: usize = group.iter().map(|p| p.len()).sum();
+        let mut sent = 0;
+        while sent < total {
+            let mut skip = sent;
+            let rest: Vec<IoSlice<'_>> = group
+                .iter()
+                .filter_map(|p| {
+                    if skip >= p.len() {
+                        skip -= p.len();
+                        None
+                    } else {
+                        let slice = IoSlice::new(&p[skip..]);
+                        skip = 0;
+                        Some(slice)
+                    }
+                })
+                .collect();
+            let n = send_vectored_with_fds(sock, &rest, &[])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            sent += n;
+        }
+    }
+    Ok(())
+}
+
 /// What one call to [`FrameReader::read`] found.
 #[derive(Debug)]
 pub(crate) enum ReadOutcome {

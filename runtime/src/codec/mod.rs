@@ -12,7 +12,7 @@ mod frame;
 #[cfg(feature = "pickle")]
 pub(crate) mod pickle;
 
-pub(crate) use frame::{FrameReader, FrameTooLong, IntoOutcome, ReadOutcome, write_frame};
+pub(crate) use frame::{FrameReader, FrameTooLong, IntoOutcome, ReadOutcome, write_frame, write_frames};
 
 use std::cell::RefCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -86,6 +86,11 @@ pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
 /// returns it with the bytes after it: for a message made of a header and
 /// a body that only its receiver's receiver decodes.
 pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8])> {
+    postcard::take_from_bytes::<T>(bytes).map_err(|e| codec_error("decode", std::any::type_name::<T>(), e))
+}
+
+/// [`decode_prefix`] for a `T` that borrows from `bytes`.
+pub(crate) fn decode_prefix_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8])> {
     postcard::take_from_bytes::<T>(bytes).map_err(|e| codec_error("decode", std::any::type_name::<T>(), e))
 }
 

@@ -55,6 +55,15 @@ impl Channel {
         codec::write_frame(self.fd.as_fd(), payload, fds).map_err(closed_or_io)
     }
 
+    /// Sends several frames without fds, together.
+    pub(crate) fn send_batch(&self, payloads: &[Vec<u8>]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        codec::write_frames(self.fd.as_fd(), payloads).map_err(closed_or_io)
+    }
+
     /// Receives one frame, waiting until `deadline` at most (`None`: no
     /// limit). Running out of time is [`Error::Timeout`], and what arrived
     /// of a frame is kept for the next call.

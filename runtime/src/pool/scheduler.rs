@@ -16,26 +16,33 @@ use std::time::{Duration, Instant};
 use super::results::{Failure, Job};
 use super::worker::{EncodedArgs, Reply, TaskHeader, WORKER, WorkerConfig};
 use crate::codec::{self, Encoded, ReadOutcome};
-use crate::connection::{Connection, pipe};
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::process::{Process, ProcessBuilder};
 use crate::start::StartMethod;
 use crate::sys;
 
-/// Tasks up to this size may wait in a worker's socket behind the one it
-/// runs, so that short tasks leave no worker idle between two of them, up
-/// to [`PIPELINE_BYTES`] in all: that always fits in the socket's buffer,
-/// so sending never blocks the scheduler.
-const PIPELINE_MAX: usize = 16 << 10;
-const PIPELINE_BYTES: usize = 64 << 10;
-
-/// How many tasks a worker may hold when its tasks are short (they take
-/// less than [`SHORT_TASK`]), and when they are not: a long task gains
-/// nothing from a deep queue, and a queue held by one worker is work the
-/// others cannot take.
+/// How many tasks a worker may hold: one it runs and the next, waiting,
+/// so that it never idles between two; up to 8 when its tasks are short
+/// (under [`SHORT_TASK`]) and small (up to [`SMALL_TASK`] bytes), so that
+/// many are sent and answered per wake-up. A long task gains nothing from
+/// a deeper queue, and a queue held by one worker is work the others
+/// cannot take.
 const DEPTH_SHORT: usize = 8;
 const DEPTH_LONG: usize = 2;
 const SHORT_TASK: Duration = Duration::from_micros(500);
+const SMALL_TASK: usize = 16 << 10;
+
+/// What a worker holds behind the task it runs stays under this many
+/// bytes, which its socket's buffer always takes: sending them never waits
+/// for the worker.
+const PIPELINE_BYTES: usize = 64 << 10;
+
+/// A task is sent to a worker that waits for it, or fits in its socket's
+/// buffer, so a send only takes as long as copying. One that takes longer
+/// than this means the worker has stopped (SIGSTOP, say): it is killed
+/// rather than left to hang the pool.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a worker that was told to stop may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -130,6 +137,8 @@ struct Slot {
     busy_since: Option<Instant>,
     /// How long its tasks have taken, smoothed; `None` before the first.
     service: Option<Duration>,
+    /// A send to it failed: it was killed, and takes no more tasks.
+    stuck: bool,
 }
 
 impl Slot {
@@ -139,18 +148,18 @@ impl Slot {
 
     /// Whether the worker may be sent `task` now.
     fn can_take(&self, task: &Task, max_tasks: Option<u64>) -> bool {
-        if max_tasks.is_some_and(|max| self.sent >= max) {
+        if self.stuck || max_tasks.is_some_and(|max| self.sent >= max) {
             return false;
         }
         if self.held.is_empty() {
             return true;
         }
-        let depth = if self.service.is_some_and(|s| s < SHORT_TASK) { DEPTH_SHORT } else { DEPTH_LONG };
         let size = |t: &Task| t.chunk.bytes.len();
-        self.held.len() < depth
-            && size(task) <= PIPELINE_MAX
-            && self.held.iter().all(|(_, t)| size(t) <= PIPELINE_MAX)
-            && size(task) + self.held.iter().map(|(_, t)| size(t)).sum::<usize>() <= PIPELINE_BYTES
+        let all_small = size(task) <= SMALL_TASK && self.held.iter().all(|(_, t)| size(t) <= SMALL_TASK);
+        let short = self.service.is_some_and(|s| s < SHORT_TASK);
+        let depth = if short && all_small { DEPTH_SHORT } else { DEPTH_LONG };
+        let waiting: usize = self.held.iter().skip(1).map(|(_, t)| size(t)).sum();
+        self.held.len() < depth && waiting + size(task) <= PIPELINE_BYTES
     }
 
     /// Notes that the task it held first is answered, now.
@@ -210,7 +219,10 @@ impl Scheduler {
     }
 
     fn start_worker(&mut self) -> Result<Slot> {
-        let (ours, theirs) = pipe::<()>()?;
+        let (ours, theirs) = UnixStream::pair()?;
+        ours.set_write_timeout(Some(SEND_TIMEOUT))?;
+        let (ours, theirs) =
+            (Connection::from_fd(ours.into(), true), Connection::<()>::from_fd(theirs.into(), true));
         let initializer = match &self.config.initializer {
             Some((name, args)) => Some(((*name).to_owned(), EncodedArgs(duplicate(args)?))),
             None => None,
@@ -225,7 +237,15 @@ impl Scheduler {
             .daemon(true)
             .start_method(method)
             .spawn_target::<()>(WORKER, args)?;
-        Ok(Slot { process, conn: ours, held: VecDeque::new(), sent: 0, busy_since: None, service: None })
+        Ok(Slot {
+            process,
+            conn: ours,
+            held: VecDeque::new(),
+            sent: 0,
+            busy_since: None,
+            service: None,
+            stuck: false,
+        })
     }
 
     /// Runs until the pool is closed and its work done, or terminated.
@@ -278,29 +298,71 @@ impl Scheduler {
     }
 
     /// Sends queued tasks to the workers that can take them, each to the
-    /// worker that holds the fewest.
+    /// worker that holds the fewest; what a worker is given at once goes
+    /// out in one system call.
     fn dispatch(&mut self) {
         let max_tasks = self.config.max_tasks;
+        let mut batches: Vec<(usize, Vec<Vec<u8>>)> =
+            self.workers.iter().map(|w| (w.held.len(), Vec::new())).collect();
         while let Some(task) = self.queue.front() {
             let candidates = (0..self.workers.len()).filter(|&w| self.workers[w].can_take(task, max_tasks));
             let Some(w) = candidates.min_by_key(|&w| self.workers[w].held.len()) else {
-                return;
+                break;
             };
             let task = self.queue.pop_front().expect("a task");
             let id = self.next_id;
             self.next_id += 1;
-            let slot = &mut self.workers[w];
-            if send_task(&slot.conn, id, &task).is_err() {
-                // The worker is gone; its exit is handled when its channel
-                // reports it.
-                self.queue.push_front(task);
-                return;
+            let header = TaskHeader { id, target: task.target };
+            if task.chunk.fds.is_empty() {
+                match codec::encode_with_body(&header, &task.chunk.bytes) {
+                    Ok(frame) => batches[w].1.push(frame),
+                    Err(e) => {
+                        task.job.chunk_failed(task.index, &Failure::Codec(e.to_string()));
+                        continue;
+                    }
+                }
+            } else {
+                // Handles go in a message of their own, after the others.
+                let slot = &self.workers[w];
+                let sent = slot
+                    .conn
+                    .channel
+                    .send_batch(&batches[w].1)
+                    .and_then(|()| send_task(&slot.conn, header, &task));
+                batches[w].1.clear();
+                if sent.is_err() {
+                    self.queue.push_front(task);
+                    self.worker_stuck(w, batches[w].0);
+                    continue;
+                }
+                batches[w].0 = self.workers[w].held.len() + 1;
             }
+            let slot = &mut self.workers[w];
             if slot.held.is_empty() {
                 slot.busy_since = Some(Instant::now());
             }
             slot.held.push_back((id, task));
             slot.sent += 1;
+        }
+        for (w, (first, frames)) in batches.into_iter().enumerate() {
+            if self.workers[w].conn.channel.send_batch(&frames).is_err() {
+                self.worker_stuck(w, first);
+            }
+        }
+    }
+
+    /// A send to worker `w` failed: it is gone, or stopped taking work
+    /// (and may hold part of a message). It is killed, its exit handled
+    /// when its channel reports it, and the tasks it was being sent (those
+    /// it holds from `first` on) are queued again.
+    fn worker_stuck(&mut self, w: usize, first: usize) {
+        let slot = &mut self.workers[w];
+        slot.stuck = true;
+        let _ = slot.process.kill();
+        let unsent = slot.held.split_off(first.min(slot.held.len()));
+        slot.sent -= unsent.len() as u64;
+        for (_, task) in unsent.into_iter().rev() {
+            self.queue.push_front(task);
         }
     }
 
@@ -464,9 +526,8 @@ impl Drop for Scheduler {
     }
 }
 
-/// Sends `task` to a worker as task `id`.
-fn send_task(conn: &Connection<()>, id: u64, task: &Task) -> Result<()> {
-    let header = TaskHeader { id, target: task.target.to_owned() };
+/// Sends `task`, which carries handles, to a worker.
+fn send_task(conn: &Connection<()>, header: TaskHeader<'_>, task: &Task) -> Result<()> {
     let bytes = codec::encode_with_body(&header, &task.chunk.bytes)?;
     let fds: Vec<BorrowedFd<'_>> = task.chunk.fds.iter().map(AsFd::as_fd).collect();
     conn.channel.send(&bytes, &fds)

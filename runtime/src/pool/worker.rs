@@ -58,9 +58,9 @@ fn serde_bytes_ref(bytes: &[u8]) -> impl Serialize + '_ {
 
 /// The header of a task: which fn to call on the chunk that follows.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct TaskHeader {
+pub(crate) struct TaskHeader<'a> {
     pub(crate) id: u64,
-    pub(crate) target: String,
+    pub(crate) target: &'a str,
 }
 
 /// The header of a worker's answer.
@@ -106,31 +106,29 @@ fn serve(conn: &Connection<()>, config: WorkerConfig) {
         }
     }
     let mut done = 0u64;
+    // Each reply goes out as soon as its task is done: one held back to go
+    // out with the next would be lost if the next task killed the worker.
     while config.max_tasks.is_none_or(|max| done < max) {
         let Ok(Encoded { bytes, fds }) = conn.channel.recv(None) else {
             return; // the pool closed the channel: time to go
         };
-        let (header, reply) = match codec::decode_prefix::<TaskHeader>(&bytes) {
-            Ok((header, chunk)) => {
-                let chunk = Encoded { bytes: chunk.to_vec(), fds };
-                let ran = registry::lookup(&header.target).and_then(|reg| (reg.invoke)(Input::Chunk(chunk)));
-                (header.id, ran)
-            }
-            Err(_) => return, // not the pool talking
+        let Ok((header, chunk)) = codec::decode_prefix_borrowed::<TaskHeader<'_>>(&bytes) else {
+            return; // not the pool talking
         };
-        let sent = match reply {
-            Ok(results) => {
-                codec::encode_with_body(&Reply::Done { id: header }, &results.bytes).and_then(|bytes| {
-                    let fds: Vec<_> = results.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
-                    conn.channel.send(&bytes, &fds)
-                })
-            }
-            Err(e) => codec::encode_with_body(&Reply::Failed { id: header, error: e.to_string() }, &[])
+        let chunk = Encoded { bytes: chunk.to_vec(), fds };
+        let id = header.id;
+        let ran = registry::lookup(header.target).and_then(|reg| (reg.invoke)(Input::Chunk(chunk)));
+        done += 1;
+        let sent = match ran {
+            Ok(results) => codec::encode_with_body(&Reply::Done { id }, &results.bytes).and_then(|bytes| {
+                let fds: Vec<_> = results.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
+                conn.channel.send(&bytes, &fds)
+            }),
+            Err(e) => codec::encode_with_body(&Reply::Failed { id, error: e.to_string() }, &[])
                 .and_then(|bytes| conn.channel.send(&bytes, &[])),
         };
         if sent.is_err() {
             return;
         }
-        done += 1;
     }
 }
