@@ -56,7 +56,11 @@
 //! every length against the input before allocating, nests containers at
 //! most 256 deep, refuses decimal integers longer than Python's own limit
 //! of 4300 digits, and lets shared references expand the decoded value by
-//! at most 64 MiB. It never panics.
+//! at most 64 MiB as it counts them: 16 bytes per value plus its payload.
+//! The Rust value decoded takes more than that count (a `String` or a map
+//! entry is larger than 16 bytes): a 1 KB pickle that reuses its objects
+//! to the limit decodes to about 1.25 million values, 89 MB in the fuzz
+//! target's types. It never panics.
 
 mod de;
 mod opcode;
