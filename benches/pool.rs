@@ -2,8 +2,10 @@
 //!
 //! In one run, on one machine, `ROUNDS` interleaved rounds of:
 //!
-//! - `map` of `x*x` over 1,000,000 integers on 2 workers, default chunks;
-//! - `imap` of 20,000 trivial tasks, one per chunk: the per-task overhead;
+//! - `map` of `x*x` over 1,000,000 integers on 2 workers, default chunks
+//!   (three times back to back);
+//! - `imap` of 20,000 trivial tasks, one per chunk: the per-task overhead
+//!   (three times back to back);
 //! - 1,000 CPU-bound tasks of about 2 ms each on 2 workers, against a
 //!   sequential loop in this process, with rayon on 2 threads beside it
 //!   (the limit: no processes, no copies);
@@ -27,6 +29,9 @@ use common::{Series, Target, cell, print_errors, print_targets, ratio, run_helpe
 
 /// Rounds the measurements are spread over.
 const ROUNDS: usize = 5;
+/// Measurements of map and imap per round, back to back (as the Python
+/// script does).
+const REPEAT: usize = 3;
 const MAP_ITEMS: u64 = 1_000_000;
 const IMAP_ITEMS: u64 = 20_000;
 const CPU_TASKS: usize = 1_000;
@@ -68,19 +73,22 @@ fn measure_round(pool: &Pool, spin_iters: u64) -> Result<Vec<(&'static str, f64)
     let e = |e: multiproc::Error| e.to_string();
     let mut out = Vec::new();
 
-    let (dt, v) = timed(|| pool.map(square, 0..MAP_ITEMS));
-    let v = v.map_err(e)?;
-    if v.len() as u64 != MAP_ITEMS || v[1000] != 1_000_000 {
-        return Err("map returned the wrong results".to_owned());
+    for _ in 0..REPEAT {
+        let (dt, v) = timed(|| pool.map(square, 0..MAP_ITEMS));
+        let v = v.map_err(e)?;
+        if v.len() as u64 != MAP_ITEMS || v[1000] != 1_000_000 {
+            return Err("map returned the wrong results".to_owned());
+        }
+        out.push(("map_tasks_per_s", MAP_ITEMS as f64 / dt));
     }
-    out.push(("map_tasks_per_s", MAP_ITEMS as f64 / dt));
-
-    let (dt, v) = timed(|| pool.imap(square, 0..IMAP_ITEMS).map(|it| it.collect::<Vec<_>>()));
-    let v = v.map_err(e)?;
-    if v.len() as u64 != IMAP_ITEMS || v.iter().any(Result::is_err) {
-        return Err("imap returned errors".to_owned());
+    for _ in 0..REPEAT {
+        let (dt, v) = timed(|| pool.imap(square, 0..IMAP_ITEMS).map(|it| it.collect::<Vec<_>>()));
+        let v = v.map_err(e)?;
+        if v.len() as u64 != IMAP_ITEMS || v.iter().any(Result::is_err) {
+            return Err("imap returned errors".to_owned());
+        }
+        out.push(("imap_tasks_per_s", IMAP_ITEMS as f64 / dt));
     }
-    out.push(("imap_tasks_per_s", IMAP_ITEMS as f64 / dt));
 
     let tasks = vec![spin_iters; CPU_TASKS];
     let (seq, _) = timed(|| tasks.iter().map(|&n| spin(n)).collect::<Vec<_>>());

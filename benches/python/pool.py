@@ -16,6 +16,10 @@ import sys
 import time
 
 
+# Measurements of map and imap per round, back to back.
+REPEAT = 3
+
+
 def square(x):
     return x * x
 
@@ -42,12 +46,14 @@ def main():
     with multiprocessing.Pool(2) as pool:
         pool.map(square, range(1000))  # warm up
         for _ in range(rounds):
-            n = 1_000_000
-            dt = timed(lambda: pool.map(square, range(n)))
-            out["map_tasks_per_s"].append(n / dt)
-            n = 20_000
-            dt = timed(lambda: list(pool.imap(square, range(n), chunksize=1)))
-            out["imap_tasks_per_s"].append(n / dt)
+            for _ in range(REPEAT):
+                n = 1_000_000
+                dt = timed(lambda: pool.map(square, range(n)))
+                out["map_tasks_per_s"].append(n / dt)
+            for _ in range(REPEAT):
+                n = 20_000
+                dt = timed(lambda: list(pool.imap(square, range(n), chunksize=1)))
+                out["imap_tasks_per_s"].append(n / dt)
             tasks = [spin_iters] * 1000
             seq = timed(lambda: [spin(t) for t in tasks])
             par = timed(lambda: pool.map(spin, tasks))
