@@ -55,6 +55,9 @@ pub(crate) trait Job: Send + Sync {
     fn chunk_done(&self, index: usize, results: Encoded, pid: u32);
     /// Chunk `index` did not run to the end.
     fn chunk_failed(&self, index: usize, failure: &Failure);
+    /// Wakes whoever waits for the results stored since the last wake-up:
+    /// the scheduler stores a batch of answers, then wakes once.
+    fn wake(&self);
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,8 +100,8 @@ pub(crate) struct Collector<R> {
 struct Collected<R> {
     /// Each chunk's results, once in.
     done: Vec<Option<Items<R>>>,
-    /// Threads waiting in [`Collector::wait_for`]: a store wakes them
-    /// only if there are any (a wake-up is a system call).
+    /// Threads waiting in [`Collector::wait_for`]: [`Job::wake`] wakes
+    /// them only if there are any (a wake-up is a system call).
     waiting: usize,
     /// Chunks in the order their results arrived, for `imap_unordered`.
     order: std::collections::VecDeque<usize>,
@@ -142,7 +145,7 @@ impl<R> Collector<R> {
     }
 
     fn store(&self, index: usize, items: Items<R>) {
-        let waiting = {
+        {
             let mut state = lock(&self.state);
             if state.done[index].is_some() {
                 return;
@@ -150,10 +153,6 @@ impl<R> Collector<R> {
             state.done[index] = Some(items);
             state.order.push_back(index);
             state.missing -= 1;
-            state.waiting > 0
-        };
-        if waiting {
-            self.arrived.notify_all();
         }
         self.finish_if_complete();
     }
@@ -255,6 +254,12 @@ impl<R: DeserializeOwned + Send> Job for Collector<R> {
     fn chunk_failed(&self, index: usize, failure: &Failure) {
         let len = self.chunk_len(index);
         self.store(index, errors(len, &failure.to_error()));
+    }
+
+    fn wake(&self) {
+        if lock(&self.state).waiting > 0 {
+            self.arrived.notify_all();
+        }
     }
 }
 

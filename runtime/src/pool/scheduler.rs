@@ -258,7 +258,7 @@ impl Scheduler {
             }
             if let Some(failure) = &self.broken {
                 for task in self.queue.drain(..) {
-                    task.job.chunk_failed(task.index, failure);
+                    fail(&task, failure);
                 }
             }
             self.dispatch();
@@ -281,13 +281,21 @@ impl Scheduler {
         }
     }
 
-    /// Hands the answers read to their jobs.
+    /// Hands the answers read to their jobs, then wakes each job's
+    /// consumer once.
     fn hand_over_answers(&mut self) {
+        let mut touched: Vec<Arc<dyn Job>> = Vec::new();
         for (task, answer, pid) in self.answers.drain(..) {
             match answer {
                 Ok(results) => task.job.chunk_done(task.index, results, pid),
                 Err(failure) => task.job.chunk_failed(task.index, &failure),
             }
+            if !touched.iter().any(|job| std::ptr::addr_eq(Arc::as_ptr(job), Arc::as_ptr(&task.job))) {
+                touched.push(task.job);
+            }
+        }
+        for job in touched {
+            job.wake();
         }
     }
 
@@ -317,7 +325,7 @@ impl Scheduler {
                 match codec::encode_with_body(&header, &task.chunk.bytes) {
                     Ok(frame) => batches[w].1.push(frame),
                     Err(e) => {
-                        task.job.chunk_failed(task.index, &Failure::Codec(e.to_string()));
+                        fail(&task, &Failure::Codec(e.to_string()));
                         continue;
                     }
                 }
@@ -462,7 +470,7 @@ impl Scheduler {
         let mut held = std::mem::take(&mut slot.held);
         if let Some((_, task)) = held.pop_front() {
             let failure = failure.unwrap_or(Failure::Died { pid: slot.pid(), exitcode });
-            task.job.chunk_failed(task.index, &failure);
+            fail(&task, &failure);
         }
         for (_, task) in held.into_iter().rev() {
             self.queue.push_front(task);
@@ -506,14 +514,14 @@ impl Scheduler {
                 let _ = slot.process.wait_timeout(STOP_GRACE);
             }
             for (_, task) in slot.held {
-                task.job.chunk_failed(task.index, &Failure::Closed);
+                fail(&task, &Failure::Closed);
             }
         }
         for task in self.queue.drain(..) {
-            task.job.chunk_failed(task.index, &Failure::Closed);
+            fail(&task, &Failure::Closed);
         }
         for task in self.shared.inbox().tasks.drain(..) {
-            task.job.chunk_failed(task.index, &Failure::Closed);
+            fail(&task, &Failure::Closed);
         }
     }
 }
@@ -524,6 +532,12 @@ impl Drop for Scheduler {
             self.stop_all(true);
         }
     }
+}
+
+/// Fails `task` and wakes its job's consumer.
+fn fail(task: &Task, failure: &Failure) {
+    task.job.chunk_failed(task.index, failure);
+    task.job.wake();
 }
 
 /// Sends `task`, which carries handles, to a worker.
