@@ -3,9 +3,9 @@
 //! In one run, on one machine, `ROUNDS` interleaved rounds of:
 //!
 //! - `map` of `x*x` over 1,000,000 integers on 2 workers, default chunks
-//!   (three times back to back);
+//!   (three times back to back, after a run that is not measured);
 //! - `imap` of 20,000 trivial tasks, one per chunk: the per-task overhead
-//!   (three times back to back);
+//!   (the same);
 //! - 1,000 CPU-bound tasks of about 2 ms each on 2 workers, against a
 //!   sequential loop in this process, with rayon on 2 threads beside it
 //!   (the limit: no processes, no copies);
@@ -29,8 +29,8 @@ use common::{Series, Target, cell, print_errors, print_targets, ratio, run_helpe
 
 /// Rounds the measurements are spread over.
 const ROUNDS: usize = 5;
-/// Measurements of map and imap per round, back to back (as the Python
-/// script does).
+/// Measurements of map and imap per round, back to back after one
+/// unmeasured run of each (as the Python script does).
 const REPEAT: usize = 3;
 const MAP_ITEMS: u64 = 1_000_000;
 const IMAP_ITEMS: u64 = 20_000;
@@ -73,6 +73,7 @@ fn measure_round(pool: &Pool, spin_iters: u64) -> Result<Vec<(&'static str, f64)
     let e = |e: multiproc::Error| e.to_string();
     let mut out = Vec::new();
 
+    pool.map(square, 0..MAP_ITEMS).map_err(e)?; // warm-up, unmeasured
     for _ in 0..REPEAT {
         let (dt, v) = timed(|| pool.map(square, 0..MAP_ITEMS));
         let v = v.map_err(e)?;
@@ -81,6 +82,7 @@ fn measure_round(pool: &Pool, spin_iters: u64) -> Result<Vec<(&'static str, f64)
         }
         out.push(("map_tasks_per_s", MAP_ITEMS as f64 / dt));
     }
+    pool.imap(square, 0..IMAP_ITEMS).map_err(e)?.for_each(drop); // warm-up, unmeasured
     for _ in 0..REPEAT {
         let (dt, v) = timed(|| pool.imap(square, 0..IMAP_ITEMS).map(|it| it.collect::<Vec<_>>()));
         let v = v.map_err(e)?;

@@ -16,7 +16,8 @@ import sys
 import time
 
 
-# Measurements of map and imap per round, back to back.
+# Measurements of map and imap per round, back to back, after one
+# unmeasured run of each.
 REPEAT = 3
 
 
@@ -46,12 +47,14 @@ def main():
     with multiprocessing.Pool(2) as pool:
         pool.map(square, range(1000))  # warm up
         for _ in range(rounds):
+            n = 1_000_000
+            pool.map(square, range(n))  # warm-up, unmeasured
             for _ in range(REPEAT):
-                n = 1_000_000
                 dt = timed(lambda: pool.map(square, range(n)))
                 out["map_tasks_per_s"].append(n / dt)
+            n = 20_000
+            list(pool.imap(square, range(n), chunksize=1))  # warm-up, unmeasured
             for _ in range(REPEAT):
-                n = 20_000
                 dt = timed(lambda: list(pool.imap(square, range(n), chunksize=1)))
                 out["imap_tasks_per_s"].append(n / dt)
             tasks = [spin_iters] * 1000
