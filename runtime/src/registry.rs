@@ -69,9 +69,10 @@ pub enum Input {
     /// One call: the encoded arguments; the result is the encoded return
     /// value, and a panic propagates.
     One(Encoded),
-    /// A pool's chunk: an encoded `Vec` of argument tuples; the result is
-    /// an encoded `ChunkResults<R>`, with each panic caught.
-    Chunk(Encoded),
+    /// A pool's chunk: an encoded `Vec` of argument tuples, from the
+    /// offset on (the bytes before it are the task's header); the result
+    /// is an encoded `ChunkResults<R>`, with each panic caught.
+    Chunk(Encoded, usize),
 }
 
 /// How one call of a chunk ended: its value, or its panic.
@@ -136,8 +137,8 @@ where
             let args: A = codec::decode(input).map_err(decode_error)?;
             codec::encode(&f(args)).map_err(encode_error)
         }
-        Input::Chunk(input) => {
-            let items: Vec<A> = codec::decode(input).map_err(decode_error)?;
+        Input::Chunk(input, offset) => {
+            let items: Vec<A> = codec::decode_at(input, offset).map_err(decode_error)?;
             codec::encode(&run_chunk(items, f)).map_err(encode_error)
         }
     }

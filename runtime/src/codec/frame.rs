@@ -47,16 +47,17 @@ pub(crate) fn write_frame(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedF
 }
 
 /// Writes several frames, without fds, in as few system calls as the
-/// socket takes.
-pub(crate) fn write_frames(sock: BorrowedFd<'_>, payloads: &[Vec<u8>]) -> io::Result<()> {
-    if payloads.iter().any(|p| p.len() > SHORT_MAX) {
-        return payloads.iter().try_for_each(|p| write_frame(sock, p, &[]));
+/// socket takes. Each payload is given in two parts (a header and a body,
+/// say), written one after the other with no copy.
+pub(crate) fn write_frames(sock: BorrowedFd<'_>, payloads: &[[&[u8]; 2]]) -> io::Result<()> {
+    let lens: Vec<usize> = payloads.iter().map(|[a, b]| a.len() + b.len()).collect();
+    if lens.iter().any(|&len| len > SHORT_MAX) {
+        return payloads.iter().try_for_each(|[a, b]| write_frame(sock, &[*a, *b].concat(), &[]));
     }
-    let headers: Vec<[u8; 4]> = payloads.iter().map(|p| (p.len() as i32).to_be_bytes()).collect();
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * payloads.len());
-    for (header, payload) in headers.iter().zip(payloads) {
-        parts.push(header);
-        parts.push(payload);
+    let headers: Vec<[u8; 4]> = lens.iter().map(|&len| (len as i32).to_be_bytes()).collect();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(3 * payloads.len());
+    for (header, [a, b]) in headers.iter().zip(payloads) {
+        parts.extend([&header[..], a, b]);
     }
     // Linux takes at most 1024 iovecs per call.
     for group in parts.chunks(1024) {

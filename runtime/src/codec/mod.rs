@@ -67,9 +67,15 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
 /// Decodes a `T` from `encoded`. Every byte must be used; fds that no
 /// handle claimed are closed.
 pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
+    decode_at(encoded, 0)
+}
+
+/// [`decode`] of the bytes from `offset` on: the body of a message whose
+/// header was read with [`decode_prefix`], without copying it out.
+pub(crate) fn decode_at<T: DeserializeOwned>(encoded: Encoded, offset: usize) -> Result<T> {
     let table = encoded.fds.into_iter().map(Some).collect();
     let saved = INCOMING.try_with(|i| i.replace(Some(table)));
-    let result = postcard::take_from_bytes::<T>(&encoded.bytes);
+    let result = postcard::take_from_bytes::<T>(encoded.bytes.get(offset..).unwrap_or_default());
     if let Ok(saved) = saved {
         INCOMING.with(|i| i.replace(saved));
     }

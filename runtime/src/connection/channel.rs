@@ -55,8 +55,9 @@ impl Channel {
         codec::write_frame(self.fd.as_fd(), payload, fds).map_err(closed_or_io)
     }
 
-    /// Sends several frames without fds, together.
-    pub(crate) fn send_batch(&self, payloads: &[Vec<u8>]) -> Result<()> {
+    /// Sends several frames without fds, together, each payload in two
+    /// parts.
+    pub(crate) fn send_batch(&self, payloads: &[[&[u8]; 2]]) -> Result<()> {
         if payloads.is_empty() {
             return Ok(());
         }

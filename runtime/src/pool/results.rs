@@ -51,8 +51,9 @@ impl Failure {
 /// A job as the scheduler sees it: something that takes the outcome of
 /// each of its chunks.
 pub(crate) trait Job: Send + Sync {
-    /// Chunk `index` ran in worker `pid`; these are its encoded results.
-    fn chunk_done(&self, index: usize, results: Encoded, pid: u32);
+    /// Chunk `index` ran in worker `pid`; its encoded results are in
+    /// `reply` from `offset` on.
+    fn chunk_done(&self, index: usize, reply: Encoded, offset: usize, pid: u32);
     /// Chunk `index` did not run to the end.
     fn chunk_failed(&self, index: usize, failure: &Failure);
     /// Wakes whoever waits for the results stored since the last wake-up:
@@ -217,9 +218,9 @@ impl<R> Collector<R> {
 }
 
 impl<R: DeserializeOwned + Send> Job for Collector<R> {
-    fn chunk_done(&self, index: usize, results: Encoded, pid: u32) {
+    fn chunk_done(&self, index: usize, reply: Encoded, offset: usize, pid: u32) {
         let len = self.chunk_len(index);
-        let items = match codec::decode::<ChunkResults<R>>(results) {
+        let items = match codec::decode_at::<ChunkResults<R>>(reply, offset) {
             Ok(Ok(values)) if values.len() == len => Items::Values(values.into_iter()),
             Ok(Err(results)) if results.len() == len => {
                 let function = self.function;

@@ -173,6 +173,10 @@ impl Slot {
     }
 }
 
+/// A worker's answer to a task: its reply frame and where the results
+/// begin in it, or why there are none.
+type Answer = std::result::Result<(Encoded, usize), Failure>;
+
 /// The scheduler thread's state.
 pub(crate) struct Scheduler {
     shared: Arc<Shared>,
@@ -188,7 +192,7 @@ pub(crate) struct Scheduler {
     broken: Option<Failure>,
     /// Answers read and not handed to their jobs yet: they are handed over
     /// after the workers have been given more work.
-    answers: Vec<(Task, std::result::Result<Encoded, Failure>, u32)>,
+    answers: Vec<(Task, Answer, u32)>,
 }
 
 impl Scheduler {
@@ -287,7 +291,7 @@ impl Scheduler {
         let mut touched: Vec<Arc<dyn Job>> = Vec::new();
         for (task, answer, pid) in self.answers.drain(..) {
             match answer {
-                Ok(results) => task.job.chunk_done(task.index, results, pid),
+                Ok((reply, offset)) => task.job.chunk_done(task.index, reply, offset, pid),
                 Err(failure) => task.job.chunk_failed(task.index, &failure),
             }
             if !touched.iter().any(|job| std::ptr::addr_eq(Arc::as_ptr(job), Arc::as_ptr(&task.job))) {
@@ -310,6 +314,8 @@ impl Scheduler {
     /// out in one system call.
     fn dispatch(&mut self) {
         let max_tasks = self.config.max_tasks;
+        // Per worker: where in what it holds the tasks of this pass begin,
+        // and their headers (their bodies are the tasks' chunks).
         let mut batches: Vec<(usize, Vec<Vec<u8>>)> =
             self.workers.iter().map(|w| (w.held.len(), Vec::new())).collect();
         while let Some(task) = self.queue.front() {
@@ -322,8 +328,8 @@ impl Scheduler {
             self.next_id += 1;
             let header = TaskHeader { id, target: task.target };
             if task.chunk.fds.is_empty() {
-                match codec::encode_with_body(&header, &task.chunk.bytes) {
-                    Ok(frame) => batches[w].1.push(frame),
+                match codec::encode_with_body(&header, &[]) {
+                    Ok(header) => batches[w].1.push(header),
                     Err(e) => {
                         fail(&task, &Failure::Codec(e.to_string()));
                         continue;
@@ -331,12 +337,9 @@ impl Scheduler {
                 }
             } else {
                 // Handles go in a message of their own, after the others.
-                let slot = &self.workers[w];
-                let sent = slot
-                    .conn
-                    .channel
-                    .send_batch(&batches[w].1)
-                    .and_then(|()| send_task(&slot.conn, header, &task));
+                let sent = self
+                    .send_batch(w, &batches[w])
+                    .and_then(|()| send_task(&self.workers[w].conn, header, &task));
                 batches[w].1.clear();
                 if sent.is_err() {
                     self.queue.push_front(task);
@@ -352,11 +355,23 @@ impl Scheduler {
             slot.held.push_back((id, task));
             slot.sent += 1;
         }
-        for (w, (first, frames)) in batches.into_iter().enumerate() {
-            if self.workers[w].conn.channel.send_batch(&frames).is_err() {
-                self.worker_stuck(w, first);
+        for (w, batch) in batches.iter().enumerate() {
+            if self.send_batch(w, batch).is_err() {
+                self.worker_stuck(w, batch.0);
             }
         }
+    }
+
+    /// Sends worker `w` the tasks it holds from `first` on, with these
+    /// headers, in one go.
+    fn send_batch(&self, w: usize, (first, headers): &(usize, Vec<Vec<u8>>)) -> Result<()> {
+        let slot = &self.workers[w];
+        let frames: Vec<[&[u8]; 2]> = headers
+            .iter()
+            .zip(slot.held.range(*first..))
+            .map(|(header, (_, task))| [&header[..], &task.chunk.bytes[..]])
+            .collect();
+        slot.conn.channel.send_batch(&frames)
     }
 
     /// A send to worker `w` failed: it is gone, or stopped taking work
@@ -433,8 +448,8 @@ impl Scheduler {
                 Reply::Done { id } | Reply::Failed { id, .. } if Some(id) != held_id => return true,
                 Reply::Done { .. } => {
                     let (_, task) = slot.held.pop_front().expect("a held task");
-                    let results = Encoded { bytes: body.to_vec(), fds: frame.fds };
-                    self.answers.push((task, Ok(results), slot.process.pid()));
+                    let offset = frame.bytes.len() - body.len();
+                    self.answers.push((task, Ok((frame, offset)), slot.process.pid()));
                 }
                 Reply::Failed { error, .. } => {
                     let (_, task) = slot.held.pop_front().expect("a held task");

@@ -115,9 +115,9 @@ fn serve(conn: &Connection<()>, config: WorkerConfig) {
         let Ok((header, chunk)) = codec::decode_prefix_borrowed::<TaskHeader<'_>>(&bytes) else {
             return; // not the pool talking
         };
-        let chunk = Encoded { bytes: chunk.to_vec(), fds };
-        let id = header.id;
-        let ran = registry::lookup(header.target).and_then(|reg| (reg.invoke)(Input::Chunk(chunk)));
+        let (id, offset, target) = (header.id, bytes.len() - chunk.len(), registry::lookup(header.target));
+        let chunk = Encoded { bytes, fds };
+        let ran = target.and_then(|reg| (reg.invoke)(Input::Chunk(chunk, offset)));
         done += 1;
         let sent = match ran {
             Ok(results) => codec::encode_with_body(&Reply::Done { id }, &results.bytes).and_then(|bytes| {
