@@ -331,6 +331,18 @@ fn callbacks_run_before_the_result_is_ready() {
         .unwrap();
     assert!(r.get().is_err());
     assert_eq!(seen.lock().unwrap().last().unwrap(), "err true");
+
+    let (ok, err) = (seen.clone(), seen.clone());
+    let r = pool
+        .starmap_async_with(
+            add,
+            [(1, 2), (3, 4)],
+            move |v: &Vec<i64>| ok.lock().unwrap().push(format!("sums {v:?}")),
+            move |e: &Error| err.lock().unwrap().push(format!("err {e}")),
+        )
+        .unwrap();
+    assert_eq!(r.get().unwrap(), [3, 7]);
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "sums [3, 7]");
 }
 
 #[multiproc::remote]

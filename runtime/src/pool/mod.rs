@@ -314,6 +314,22 @@ impl Pool {
         self.all_async(f, items.into_iter(), None, None)
     }
 
+    /// [`starmap_async`](Pool::starmap_async) with callbacks, as for
+    /// [`map_async_with`](Pool::map_async_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn starmap_async_with<F: Remote>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = F::Args>,
+        callback: impl FnOnce(&Vec<F::Output>) + Send + 'static,
+        error_callback: impl FnOnce(&Error) + Send + 'static,
+    ) -> Result<AsyncResult<Vec<F::Output>>> {
+        self.all_async(f, items.into_iter(), None, Some(on_result(callback, error_callback)))
+    }
+
     /// Takes no more work; the workers exit once what was submitted is
     /// done. [`join`](Pool::join) waits for that.
     pub fn close(&self) {
