@@ -554,3 +554,27 @@ fn a_progress_bar_leaves_the_results_as_they_are() {
     let got: Vec<u64> = it.map(Result::unwrap).collect();
     assert_eq!(got, (0..100).map(|x| x * x).collect::<Vec<_>>());
 }
+
+// The pool works the same under every start method, dying workers and
+// timeouts included.
+#[test]
+fn every_start_method_runs_the_pool() {
+    for method in StartMethod::ALL {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .task_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        assert_eq!(
+            pool.map(square, 0..100).unwrap(),
+            (0..100).map(|x| x * x).collect::<Vec<_>>(),
+            "{method}"
+        );
+        let results: Vec<_> = pool.imap(abort_on_5, 0..8).unwrap().collect();
+        assert!(matches!(results[5], Err(Error::ProcessDied { .. })), "{method}: {:?}", results[5]);
+        assert!(results.iter().enumerate().all(|(i, r)| i == 5 || r.as_ref().ok() == Some(&(i as u64))));
+        pool.close();
+        bounded("join", move || pool.join()).unwrap();
+    }
+}
