@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, Once, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -94,15 +94,21 @@ pub(crate) struct Panicked {
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 /// Makes every later panic record its location for [`catch_panic`], then
-/// go on to the hook that was there before.
+/// go on to the hook that was there before. Once per process: a child
+/// forked from a process that did it inherits the hook, and does not touch
+/// the hook's lock.
 pub(crate) fn record_panic_locations() {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if let Ok(mut location) = PANIC_LOCATION.lock() {
-            *location = info.location().map(ToString::to_string);
-        }
-        previous(info);
-    }));
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // `try_lock`: a forked child may have inherited it locked.
+            if let Ok(mut location) = PANIC_LOCATION.try_lock() {
+                *location = info.location().map(ToString::to_string);
+            }
+            previous(info);
+        }));
+    });
 }
 
 /// Runs `f`, catching a panic as its message and location (the location
@@ -114,7 +120,7 @@ pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Pa
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "Box<dyn Any>".to_owned());
-        let location = PANIC_LOCATION.lock().ok().and_then(|mut l| l.take());
+        let location = PANIC_LOCATION.try_lock().ok().and_then(|mut l| l.take());
         Panicked { message, location }
     })
 }

@@ -128,6 +128,11 @@ pub(crate) fn launch(method: StartMethod, spec: &ChildSpec, fds: Vec<OwnedFd>) -
         // copied into the child and printed twice. The lock is reentrant, so
         // a caller holding it does not block here.
         let _ = std::io::Write::flush(&mut std::io::stdout());
+        // The child must not take the panic hook's lock, which another
+        // thread here may hold at the moment of the fork (a thread that is
+        // panicking does): the hook that records where tasks panic is put
+        // in place here, once, and the child inherits it.
+        crate::registry::record_panic_locations();
     }
     let watch = match method {
         StartMethod::ForkServer => forkserver::fork_child(child_end)?,
