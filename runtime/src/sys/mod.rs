@@ -11,6 +11,7 @@ pub(crate) mod fork_mutex;
 pub(crate) mod poll;
 pub(crate) mod process;
 pub(crate) mod random;
+pub(crate) mod shm;
 pub(crate) mod socket;
 
 use std::io;

@@ -1,0 +1,236 @@
+//! Shared memory: memfd-backed segments mapped into every process that
+//! holds their fd, and the process-shared robust mutexes that live in them.
+//!
+//! A segment has no name and no file in `/dev/shm`: it exists while some
+//! process holds its fd or maps it, and vanishes with the last.
+
+use std::ffi::CString;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytemuck::Pod;
+
+use super::cvt;
+
+/// A shared segment, mapped read-write into this process.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping is plain shared memory, valid for as long as the
+// value lives whatever thread holds it; every access to its bytes goes
+// through the methods below, under their rules.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; the methods that give references into the segment
+// require the segment's lock (`Locked`), or copy.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// A new segment of `len` bytes, zeroed; `name` shows in
+    /// `/proc/<pid>/maps` only.
+    pub(crate) fn create(name: &str, len: usize) -> io::Result<Mapping> {
+        let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `name` is a valid C string for the call.
+        let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+        // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: plain syscall on an fd we own.
+        cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+        Mapping::map(fd, len)
+    }
+
+    /// Maps a segment received from another process; its length is the
+    /// size of its file.
+    pub(crate) fn open(fd: OwnedFd) -> io::Result<Mapping> {
+        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len();
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        Mapping::map(fd, len)
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "an empty shared segment"));
+        }
+        // SAFETY: a fresh shared mapping of `len` bytes of a file at least
+        // that long; the kernel picks the address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave a null pointer"))?;
+        Ok(Mapping { ptr, len, fd })
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The address of `count` `T`s at `offset`, checked to be inside the
+    /// segment and aligned.
+    fn at<T>(&self, offset: usize, count: usize) -> *mut T {
+        let size = std::mem::size_of::<T>().checked_mul(count).expect("a size that fits in usize");
+        assert!(offset.checked_add(size).is_some_and(|end| end <= self.len), "outside the shared segment");
+        assert_eq!(offset % std::mem::align_of::<T>(), 0, "a misaligned offset in a shared segment");
+        // SAFETY: `offset` is inside the mapping, as just checked.
+        unsafe { self.ptr.as_ptr().add(offset).cast::<T>() }
+    }
+
+    /// Copies the `T` at `offset` out, without a lock: other processes may
+    /// be writing it, so it is read with a volatile read and may be torn
+    /// for types larger than a machine word, as in Python's `RawValue`.
+    pub(crate) fn read<T: Pod>(&self, offset: usize) -> T {
+        // SAFETY: `at` checked bounds and alignment; every bit pattern is a
+        // valid `T` (Pod).
+        unsafe { self.at::<T>(offset, 1).read_volatile() }
+    }
+
+    /// Writes `value` at `offset`, without a lock (see [`read`](Mapping::read)).
+    pub(crate) fn write<T: Pod>(&self, offset: usize, value: T) {
+        // SAFETY: `at` checked bounds and alignment; no reference to these
+        // bytes lives outside a `Locked`, which raw writers do not use on
+        // a locked segment.
+        unsafe { self.at::<T>(offset, 1).write_volatile(value) }
+    }
+
+    /// Initializes a process-shared robust mutex at `offset` (before any
+    /// other process can see the segment); `recursive` lets its owner lock
+    /// it again.
+    pub(crate) fn init_mutex(&self, offset: usize, recursive: bool) -> io::Result<()> {
+        let mutex = self.at::<libc::pthread_mutex_t>(offset, 1);
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: `attr` is initialized by pthread_mutexattr_init before
+        // the setters use it and destroyed after; `mutex` is in bounds and
+        // aligned, and no other process can use it yet.
+        unsafe {
+            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let attr = attr.as_mut_ptr();
+            let kind = if recursive { libc::PTHREAD_MUTEX_RECURSIVE } else { libc::PTHREAD_MUTEX_ERRORCHECK };
+            let result = check(libc::pthread_mutexattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED))
+                .and_then(|()| check(libc::pthread_mutexattr_setrobust(attr, libc::PTHREAD_MUTEX_ROBUST)))
+                .and_then(|()| check(libc::pthread_mutexattr_settype(attr, kind)))
+                .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
+            libc::pthread_mutexattr_destroy(attr);
+            result
+        }
+    }
+
+    /// Locks the mutex at `offset`, waiting until `deadline` at most
+    /// (`None`: no limit; a deadline passed already: only tries).
+    /// `Ok(None)` when the time ran out.
+    pub(crate) fn lock(&self, offset: usize, deadline: Option<Instant>) -> io::Result<Option<Locked<'_>>> {
+        let mutex = self.at::<libc::pthread_mutex_t>(offset, 1);
+        let code = match deadline {
+            // SAFETY: `mutex` was initialized by `init_mutex` in this
+            // segment, by whoever created it.
+            None => unsafe { libc::pthread_mutex_lock(mutex) },
+            Some(d) if d <= Instant::now() => {
+                // SAFETY: as above.
+                unsafe { libc::pthread_mutex_trylock(mutex) }
+            }
+            Some(d) => {
+                // pthread_mutex_timedlock waits until a CLOCK_REALTIME time.
+                let left = d.saturating_duration_since(Instant::now());
+                let wall =
+                    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO) + left;
+                let ts = libc::timespec {
+                    tv_sec: wall.as_secs() as libc::time_t,
+                    tv_nsec: wall.subsec_nanos() as libc::c_long,
+                };
+                // SAFETY: as above; `ts` is a valid timespec.
+                unsafe { libc::pthread_mutex_timedlock(mutex, &ts) }
+            }
+        };
+        match code {
+            0 => Ok(Some(Locked { map: self, mutex: offset, owner_died: false, _thread_bound: PhantomData })),
+            libc::EOWNERDEAD => {
+                // The owner died holding it: it is ours now, once marked
+                // consistent again.
+                // SAFETY: we hold the mutex (EOWNERDEAD hands it over).
+                check(unsafe { libc::pthread_mutex_consistent(mutex) })?;
+                Ok(Some(Locked { map: self, mutex: offset, owner_died: true, _thread_bound: PhantomData }))
+            }
+            libc::EBUSY | libc::ETIMEDOUT => Ok(None),
+            libc::EDEADLK => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "this thread holds the lock already: locking it again would wait forever",
+            )),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `map` with this address and
+        // length, and no reference into it outlives `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A held robust mutex of a segment; unlocks when dropped. While it lives,
+/// the bytes the mutex guards may be borrowed.
+#[derive(Debug)]
+pub(crate) struct Locked<'a> {
+    map: &'a Mapping,
+    mutex: usize,
+    owner_died: bool,
+    /// A pthread mutex is unlocked by the thread that locked it: not Send.
+    _thread_bound: PhantomData<*const ()>,
+}
+
+impl Locked<'_> {
+    /// True if the previous owner died holding the lock (what it guarded
+    /// may be half-updated).
+    pub(crate) fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// The `len` `T`s at `offset`, which this mutex guards.
+    pub(crate) fn slice<T: Pod>(&self, offset: usize, len: usize) -> &[T] {
+        // SAFETY: bounds and alignment are checked by `at`; every process
+        // takes this mutex before touching these bytes (the layer above
+        // keeps raw and locked segments apart), and we hold it for `&self`.
+        unsafe { std::slice::from_raw_parts(self.map.at::<T>(offset, len), len) }
+    }
+
+    /// The `len` `T`s at `offset`, mutably.
+    pub(crate) fn slice_mut<T: Pod>(&mut self, offset: usize, len: usize) -> &mut [T] {
+        // SAFETY: as for `slice`, and `&mut self` makes this the only
+        // borrow in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.map.at::<T>(offset, len), len) }
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let mutex = self.map.at::<libc::pthread_mutex_t>(self.mutex, 1);
+        // SAFETY: this thread holds the mutex.
+        unsafe { libc::pthread_mutex_unlock(mutex) };
+    }
+}
+
+/// pthread functions return the error number instead of setting errno.
+fn check(code: libc::c_int) -> io::Result<()> {
+    if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(code)) }
+}

@@ -1,0 +1,176 @@
+//! Shared memory: Value, Array, RawValue, RawArray across processes, and a
+//! lock whose holder dies (SHM-*, LOCK-* of
+//! ../shared/spec/cpython-conformance.md).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use multiproc::connection::Connection;
+use multiproc::{Array, Context, Error, RawArray, RawValue, StartMethod, Value};
+
+use common::{LIMIT, join};
+
+#[multiproc::remote]
+fn double_all(n: Value<f64>, a: Array<i32>, rv: RawValue<u64>, ra: RawArray<u8>) {
+    n.set(n.get() * 2.0);
+    for i in 0..a.len() {
+        a.set(i, a.get(i) * 2);
+    }
+    rv.set(rv.get() * 2);
+    ra.copy_from_slice(&ra.to_vec().iter().map(|b| b * 2).collect::<Vec<_>>());
+}
+
+#[test]
+fn children_of_every_start_method_change_the_same_memory() {
+    for method in StartMethod::ALL {
+        eprintln!("method {method}");
+        let n = Value::new(1.25f64).unwrap();
+        let a = Array::from_slice(&[1, 2, 3]).unwrap();
+        let rv = RawValue::new(21u64).unwrap();
+        let ra = RawArray::from_slice(&[1u8, 2, 3, 4]).unwrap();
+        let p =
+            Context::new(method).spawn(double_all, (n.clone(), a.clone(), rv.clone(), ra.clone())).unwrap();
+        join(p).unwrap();
+        assert_eq!(n.get(), 2.5, "{method}");
+        assert_eq!(a.to_vec(), [2, 4, 6], "{method}");
+        assert_eq!(rv.get(), 42, "{method}");
+        assert_eq!(ra.to_vec(), [2, 4, 6, 8], "{method}");
+    }
+}
+
+#[multiproc::remote]
+fn increment(n: Value<i64>, times: u32) {
+    for _ in 0..times {
+        *n.lock() += 1;
+    }
+}
+
+// The lock makes read-modify-write atomic across processes.
+#[test]
+fn increments_under_the_lock_are_never_lost() {
+    let n = Value::new(0i64).unwrap();
+    let workers: Vec<_> = (0..4).map(|_| multiproc::spawn(increment, (n.clone(), 5_000)).unwrap()).collect();
+    for p in workers {
+        join(p).unwrap();
+    }
+    assert_eq!(n.get(), 20_000);
+}
+
+#[test]
+fn arrays_behave_like_slices() {
+    let a = Array::<i32>::new(4).unwrap();
+    assert_eq!(a.to_vec(), [0; 4]);
+    assert_eq!(a.len(), 4);
+    a.copy_from_slice(&[4, 3, 2, 1]);
+    a.lock().sort();
+    assert_eq!(a.to_vec(), [1, 2, 3, 4]);
+    let out_of_bounds = std::panic::catch_unwind(|| a.get(4));
+    assert!(out_of_bounds.is_err());
+    let empty = RawArray::<u8>::new(0).unwrap();
+    assert!(empty.is_empty() && empty.to_vec().is_empty());
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+#[multiproc::remote]
+fn shift(p: Value<Point>) {
+    let mut g = p.lock();
+    g.x += 1.0;
+    g.y -= 1.0;
+}
+
+#[test]
+fn a_repr_c_struct_can_be_shared() {
+    let p = Value::new(Point { x: 1.0, y: 2.0 }).unwrap();
+    join(multiproc::spawn(shift, (p.clone(),)).unwrap()).unwrap();
+    assert_eq!(p.get(), Point { x: 2.0, y: 1.0 });
+}
+
+/// Takes the value's lock, changes the value halfway, says so, and waits
+/// to be killed while holding it.
+#[multiproc::remote]
+fn die_holding(n: Value<i64>, report: Connection<u32>) {
+    let mut g = n.lock();
+    *g = -1;
+    drop(g);
+    let mut g = n.lock();
+    *g = 99;
+    report.send(std::process::id()).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+    drop(g);
+}
+
+// A process that dies holding the lock does not deadlock the others.
+#[test]
+fn a_lock_whose_holder_died_goes_to_the_next_and_says_so() {
+    let n = Value::new(0i64).unwrap();
+    let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+    let mut holder = multiproc::spawn(die_holding, (n.clone(), theirs)).unwrap();
+    assert!(mine.poll(LIMIT).unwrap(), "the holder never reported");
+    mine.recv().unwrap();
+    holder.kill().unwrap();
+    assert!(matches!(join(holder), Err(Error::ProcessDied { exitcode: -9, .. })));
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let n2 = n.clone();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let g = n2.lock();
+        let _ = tx.send((g.previous_owner_died(), *g, t0.elapsed()));
+    });
+    let (died, value, waited) =
+        rx.recv_timeout(LIMIT).expect("the lock of a dead holder was never handed over");
+    assert!(died, "the next owner learns that the previous one died");
+    assert_eq!(value, -1, "the dead holder's unwritten change is not there");
+    assert!(waited < Duration::from_secs(5));
+    // And it is an ordinary lock again.
+    n.set(5);
+    assert_eq!(n.get(), 5);
+    assert!(!n.lock().previous_owner_died());
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn dev_shm() -> usize {
+    std::fs::read_dir("/dev/shm").map(|d| d.count()).unwrap_or(0)
+}
+
+/// In a process of its own (nothing else opens fds there): makes shared
+/// memory, hands it to a grandchild, drops it; returns the fds open and the
+/// entries of /dev/shm before and after.
+#[multiproc::remote]
+fn count_what_is_left() -> ((usize, usize), (usize, usize)) {
+    // The first child starts the fork server, whose fds stay.
+    join(multiproc::spawn(increment_u8, (Value::new(0u8).unwrap(),)).unwrap()).unwrap();
+    let (fds, shm) = (open_fds(), dev_shm());
+    {
+        let v = Value::new(1u8).unwrap();
+        let a = Array::<u64>::new(1 << 16).unwrap();
+        let ra = RawArray::<u8>::new(100).unwrap();
+        join(multiproc::spawn(increment_u8, (v.clone(),)).unwrap()).unwrap();
+        assert_eq!(v.get(), 2);
+        drop((a, ra));
+    }
+    ((fds, open_fds()), (shm, dev_shm()))
+}
+
+#[test]
+fn shared_memory_leaves_nothing_in_dev_shm_nor_open_fds() {
+    let ((fds_before, fds_after), (shm_before, shm_after)) =
+        join(multiproc::spawn(count_what_is_left, ()).unwrap()).unwrap();
+    assert_eq!(fds_after, fds_before, "an fd was left open");
+    assert_eq!(shm_after, shm_before, "something was left in /dev/shm");
+}
+
+#[multiproc::remote]
+fn increment_u8(n: Value<u8>) {
+    *n.lock() += 1;
+}
