@@ -1,0 +1,130 @@
+//! Shared values under their lock, beside Python and the bare limit.
+//!
+//! In one run, `ROUNDS` interleaved rounds of: two processes each adding 1
+//! to a shared 64-bit integer `N` times under its lock (a `multiproc::Value`
+//! with its robust lock; Python's `Value('q')` with `get_lock()`,
+//! `benches/python/shm.py`; and a bare process-shared pthread mutex,
+//! `benches/limits/shm_limits.c`), and the cost of one uncontended lock +
+//! unlock of each. Prints one table and the ratios the project targets. A
+//! missed target is reported, never asserted.
+//!
+//! Run with `cargo bench --bench shm`.
+
+use std::process::Command;
+use std::time::Instant;
+
+use multiproc::{Remote, Value};
+
+mod common;
+use common::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+
+const ROUNDS: usize = 5;
+/// Increments per process.
+const N: u32 = 100_000;
+/// Uncontended lock + unlock pairs measured.
+const UNCONTENDED: u32 = 1_000_000;
+
+const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/shm.py");
+
+#[multiproc::remote]
+fn add(v: Value<i64>, n: u32) {
+    for _ in 0..n {
+        *v.lock() += 1;
+    }
+}
+
+/// One round: increments per second of two processes, and ns per
+/// uncontended lock + unlock.
+fn measure() -> Result<(f64, f64), String> {
+    let v = Value::new(0i64).map_err(|e| e.to_string())?;
+    // The child is started before the clock, as the others fork inside it:
+    // a start costs about a millisecond either way.
+    let t0 = Instant::now();
+    let child = multiproc::spawn(add, (v.clone(), N)).map_err(|e| e.to_string())?;
+    add.call((v.clone(), N));
+    child.join().map_err(|e| e.to_string())?;
+    let dt = t0.elapsed().as_secs_f64();
+    if v.get() != 2 * i64::from(N) {
+        return Err(format!("lost increments: {}", v.get()));
+    }
+    let t0 = Instant::now();
+    for _ in 0..UNCONTENDED {
+        drop(std::hint::black_box(v.lock()));
+    }
+    let ns = t0.elapsed().as_secs_f64() / f64::from(UNCONTENDED) * 1e9;
+    Ok((2.0 * f64::from(N) / dt, ns))
+}
+
+fn main() {
+    let mut series = Series::default();
+    let limits = compile_limits("shm_limits");
+    let n = N.to_string();
+    for round in 0..ROUNDS {
+        eprintln!("shm bench: round {} of {ROUNDS}", round + 1);
+        match measure() {
+            Ok((ops, ns)) => {
+                series.add(("multiproc", "ops_per_s"), Ok(vec![ops]));
+                series.add(("multiproc", "uncontended_ns"), Ok(vec![ns]));
+            }
+            Err(e) => series.fail(&[("multiproc", "ops_per_s"), ("multiproc", "uncontended_ns")], &e),
+        }
+        let keys = [("python", "ops_per_s"), ("python", "uncontended_ns")];
+        series.add_all(
+            "python",
+            &keys,
+            run_helper("python3", Command::new("python3").arg(PYTHON_SCRIPT).arg(&n)),
+        );
+        let keys = [("limit", "bare_ops_per_s"), ("limit", "bare_uncontended_ns")];
+        match &limits {
+            Ok(exe) => series.add_all("limit", &keys, run_helper("shm_limits", Command::new(exe).arg(&n))),
+            Err(e) => series.fail(&keys, e),
+        }
+    }
+
+    let s = |source, name| series.stats((source, name));
+    println!();
+    println!(
+        "two processes adding 1 to a shared i64 {N} times each under its lock; {ROUNDS} interleaved rounds"
+    );
+    println!("figures are mean / median; ratios on medians");
+    println!();
+    let row = |label: &str, a: &str, b: &str, c: &str| println!("{label:<32} | {a:>23} | {b:>23} | {c:>23}");
+    row("", "multiproc Value", "python Value('q')", "bare pthread mutex");
+    row(
+        "increments/s, both processes",
+        &cell(&s("multiproc", "ops_per_s")),
+        &cell(&s("python", "ops_per_s")),
+        &cell(&s("limit", "bare_ops_per_s")),
+    );
+    row(
+        "uncontended lock+unlock, ns",
+        &cell(&s("multiproc", "uncontended_ns")),
+        &cell(&s("python", "uncontended_ns")),
+        &cell(&s("limit", "bare_uncontended_ns")),
+    );
+    println!();
+    let targets = [
+        (
+            "bare ops/s / multiproc ops/s",
+            ratio(&s("limit", "bare_ops_per_s"), &s("multiproc", "ops_per_s")),
+            Target::AtMost(2.0),
+        ),
+        (
+            "multiproc ops/s / python ops/s",
+            ratio(&s("multiproc", "ops_per_s"), &s("python", "ops_per_s")),
+            Target::AtLeast(10.0),
+        ),
+        (
+            "uncontended: python ns / multiproc ns",
+            ratio(&s("python", "uncontended_ns"), &s("multiproc", "uncontended_ns")),
+            Target::None,
+        ),
+        (
+            "uncontended: multiproc ns / bare ns",
+            ratio(&s("multiproc", "uncontended_ns"), &s("limit", "bare_uncontended_ns")),
+            Target::None,
+        ),
+    ];
+    print_targets(&targets);
+    print_errors(&series);
+}
