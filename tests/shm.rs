@@ -174,3 +174,85 @@ fn shared_memory_leaves_nothing_in_dev_shm_nor_open_fds() {
 fn increment_u8(n: Value<u8>) {
     *n.lock() += 1;
 }
+
+// LOCK-01, LOCK-03
+#[test]
+fn a_lock_is_held_once_and_says_so() {
+    let lock = multiproc::Lock::new().unwrap();
+    assert!(!lock.locked());
+    let g = lock.acquire().unwrap();
+    assert!(lock.locked());
+    assert!(lock.try_acquire().unwrap().is_none(), "held: try_acquire gives nothing");
+    assert!(lock.acquire_timeout(Duration::from_millis(20)).unwrap().is_none());
+    assert!(matches!(lock.acquire(), Err(Error::Io(_))), "acquiring it again on this thread would never end");
+    drop(g);
+    assert!(!lock.locked());
+    assert!(lock.try_acquire().unwrap().is_some());
+}
+
+// LOCK-02, LOCK-03
+#[test]
+fn an_rlock_counts_its_owners_acquisitions() {
+    let lock = multiproc::RLock::new().unwrap();
+    let a = lock.acquire().unwrap();
+    let b = lock.acquire().unwrap();
+    let c = lock.try_acquire().unwrap().expect("its owner may take it again");
+    drop((a, b));
+    assert!(lock.locked(), "one acquisition is still held");
+    let other = lock.clone();
+    let from_another_thread =
+        std::thread::spawn(move || other.try_acquire().unwrap().is_some()).join().unwrap();
+    assert!(!from_another_thread, "another thread cannot take it");
+    drop(c);
+    assert!(!lock.locked());
+}
+
+#[multiproc::remote]
+fn hold_for(lock: multiproc::Lock, ms: u64, report: Connection<bool>) {
+    let _g = lock.acquire().unwrap();
+    report.send(true).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+// LOCK-03: a lock held by another process is seen as held, and waited for.
+#[test]
+fn a_lock_held_by_another_process_is_waited_for() {
+    let lock = multiproc::Lock::new().unwrap();
+    let (mine, theirs) = multiproc::pipe::<bool>().unwrap();
+    let child = multiproc::spawn(hold_for, (lock.clone(), 300, theirs)).unwrap();
+    assert!(mine.poll(LIMIT).unwrap());
+    mine.recv().unwrap();
+    assert!(lock.locked());
+    assert!(lock.try_acquire().unwrap().is_none());
+    let t0 = Instant::now();
+    let g = lock.acquire_timeout(LIMIT).unwrap().expect("released when the child is done");
+    assert!(t0.elapsed() >= Duration::from_millis(100), "{:?}", t0.elapsed());
+    assert!(!g.previous_owner_died());
+    drop(g);
+    join(child).unwrap();
+}
+
+/// Takes the lock, says so, and waits to be killed while holding it.
+#[multiproc::remote]
+fn die_holding_the_lock(lock: multiproc::Lock, report: Connection<bool>) {
+    let _g = lock.acquire().unwrap();
+    report.send(true).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+// A process SIGKILLed while holding a Lock does not deadlock the others.
+#[test]
+fn a_lock_whose_holder_was_killed_is_handed_on() {
+    let lock = multiproc::Lock::new().unwrap();
+    let (mine, theirs) = multiproc::pipe::<bool>().unwrap();
+    let mut holder = multiproc::spawn(die_holding_the_lock, (lock.clone(), theirs)).unwrap();
+    assert!(mine.poll(LIMIT).unwrap());
+    mine.recv().unwrap();
+    holder.kill().unwrap();
+    let g = lock.acquire_timeout(LIMIT).unwrap().expect("the dead holder's lock is handed on");
+    assert!(g.previous_owner_died());
+    assert!(lock.locked());
+    drop(g);
+    assert!(!lock.locked());
+    assert!(matches!(join(holder), Err(Error::ProcessDied { exitcode: -9, .. })));
+}

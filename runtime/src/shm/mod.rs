@@ -18,6 +18,10 @@
 //! The memory has no name and no file in `/dev/shm`: it is gone when the
 //! last process that holds a handle lets go of it, however it ends.
 
+mod lock;
+
+pub use lock::{Lock, LockGuard, RLock};
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -151,6 +155,23 @@ impl<T: Pod> Value<T> {
     /// Replaces the value, under the lock.
     pub fn set(&self, value: T) {
         *self.lock() = value;
+    }
+
+    /// Runs `f` on the value under the lock, as one step no other process
+    /// can interleave with (`v.set(v.get() + 1)` is two steps), and returns
+    /// what `f` returns.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let hits = multiproc::Value::new(u8::MAX - 1)?;
+    /// assert_eq!(hits.update(|n| n.checked_add(1).map(|m| *n = m)), Some(()));
+    /// assert_eq!(hits.update(|n| n.checked_add(1).map(|m| *n = m)), None); // would overflow
+    /// assert_eq!(hits.get(), u8::MAX);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock())
     }
 
     /// Takes the lock and gives the value to read and change in place
