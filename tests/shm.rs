@@ -256,3 +256,86 @@ fn a_lock_whose_holder_was_killed_is_handed_on() {
     assert!(!lock.locked());
     assert!(matches!(join(holder), Err(Error::ProcessDied { exitcode: -9, .. })));
 }
+
+// SEM-01, SEM-04
+#[test]
+fn a_semaphore_counts_without_bound() {
+    let sem = multiproc::Semaphore::new(2).unwrap();
+    assert_eq!(sem.value(), 2);
+    sem.acquire().unwrap();
+    assert!(sem.try_acquire().unwrap());
+    assert_eq!(sem.value(), 0);
+    assert!(!sem.try_acquire().unwrap());
+    for expected in 1..=4 {
+        sem.release().unwrap();
+        assert_eq!(sem.value(), expected);
+    }
+}
+
+// SEM-02
+#[test]
+fn a_bounded_semaphore_refuses_to_go_over() {
+    let sem = multiproc::BoundedSemaphore::new(2).unwrap();
+    sem.acquire().unwrap();
+    sem.release().unwrap();
+    match sem.release() {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("released too many times"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sem.value(), 2);
+}
+
+// SEM-03
+#[test]
+fn an_empty_semaphore_times_out_after_its_timeout() {
+    let sem = multiproc::Semaphore::new(0).unwrap();
+    let t0 = Instant::now();
+    assert!(!sem.try_acquire().unwrap());
+    assert!(!sem.acquire_timeout(Duration::ZERO).unwrap());
+    assert!(t0.elapsed() < Duration::from_millis(50));
+    let t0 = Instant::now();
+    assert!(!sem.acquire_timeout(Duration::from_millis(100)).unwrap());
+    assert!(t0.elapsed() >= Duration::from_millis(100) && t0.elapsed() < Duration::from_secs(2));
+}
+
+#[multiproc::remote]
+fn release_after(sem: multiproc::Semaphore, ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+    sem.release().unwrap();
+}
+
+// SEM-05: acquired in one process, released in another, waking a waiter.
+#[test]
+fn a_release_in_another_process_wakes_the_waiter() {
+    let sem = multiproc::Semaphore::new(0).unwrap();
+    let child = multiproc::spawn(release_after, (sem.clone(), 100)).unwrap();
+    let t0 = Instant::now();
+    assert!(sem.acquire_timeout(LIMIT).unwrap());
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    join(child).unwrap();
+}
+
+#[multiproc::remote]
+fn set_after(ev: multiproc::Event, ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+    ev.set();
+}
+
+// EVT-01
+#[test]
+fn an_event_is_waited_for_across_processes() {
+    let ev = multiproc::Event::new().unwrap();
+    assert!(!ev.is_set());
+    let t0 = Instant::now();
+    assert!(!ev.wait_timeout(Duration::ZERO));
+    assert!(!ev.wait_timeout(Duration::from_millis(100)));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    ev.set();
+    assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));
+    ev.wait();
+    ev.clear();
+    assert!(!ev.is_set());
+    let child = multiproc::spawn(set_after, (ev.clone(), 100)).unwrap();
+    assert!(ev.wait_timeout(LIMIT), "the child's set() wakes the wait");
+    join(child).unwrap();
+}

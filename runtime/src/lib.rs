@@ -25,7 +25,8 @@ pub use process::{
 };
 pub use registry::Remote;
 pub use shm::{
-    Array, ArrayGuard, Lock, LockGuard, Pod, RLock, RawArray, RawValue, Value, ValueGuard, Zeroable,
+    Array, ArrayGuard, BoundedSemaphore, Event, Lock, LockGuard, Pod, RLock, RawArray, RawValue, Semaphore,
+    Value, ValueGuard, Zeroable,
 };
 pub use start::{StartMethod, get_start_method, set_start_method};
 

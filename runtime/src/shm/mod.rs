@@ -19,8 +19,10 @@
 //! last process that holds a handle lets go of it, however it ends.
 
 mod lock;
+mod sync;
 
 pub use lock::{Lock, LockGuard, RLock};
+pub use sync::{BoundedSemaphore, Event, Semaphore};
 
 use std::fmt;
 use std::marker::PhantomData;

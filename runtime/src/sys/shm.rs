@@ -9,6 +9,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytemuck::Pod;
@@ -180,6 +181,57 @@ impl Mapping {
             )),
             e => Err(io::Error::from_raw_os_error(e)),
         }
+    }
+}
+
+impl Mapping {
+    /// The `u32` at `offset` as an atomic shared with every process that
+    /// maps the segment.
+    pub(crate) fn atomic(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: `at` checked bounds and alignment (AtomicU32 has the
+        // size and alignment of u32); the bytes live as long as `self`,
+        // and every access to them is atomic, from any process.
+        unsafe { AtomicU32::from_ptr(self.at::<u32>(offset, 1)) }
+    }
+
+    /// Sleeps while the `u32` at `offset` is `expected`, until woken by
+    /// [`wake`](Mapping::wake) or `deadline` (`None`: no limit). False if
+    /// the time ran out; true otherwise (woken, the value changed, or a
+    /// signal came: callers look again).
+    pub(crate) fn wait(&self, offset: usize, expected: u32, deadline: Option<Instant>) -> io::Result<bool> {
+        let word = self.at::<u32>(offset, 1);
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero());
+                let Some(left) = left else { return Ok(false) };
+                Some(libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                })
+            }
+        };
+        let ts = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `word` is an aligned u32 inside the mapping; FUTEX_WAIT
+        // (shared, not private: other processes wake it) only reads it.
+        let r = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, ts) };
+        if r == 0 {
+            return Ok(true);
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(true),
+            Some(libc::ETIMEDOUT) => Ok(false),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Wakes up to `count` processes sleeping in [`wait`](Mapping::wait) on
+    /// the `u32` at `offset`.
+    pub(crate) fn wake(&self, offset: usize, count: u32) {
+        let word = self.at::<u32>(offset, 1);
+        let count = libc::c_int::try_from(count).unwrap_or(libc::c_int::MAX);
+        // SAFETY: as for `wait`; FUTEX_WAKE does not touch the word.
+        unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, count) };
     }
 }
 
