@@ -5,15 +5,16 @@
 //! with its robust lock; Python's `Value('q')` with `get_lock()`,
 //! `benches/python/shm.py`; and a bare process-shared pthread mutex,
 //! `benches/limits/shm_limits.c`), and the cost of one uncontended lock +
-//! unlock of each. Prints one table and the ratios the project targets. A
-//! missed target is reported, never asserted.
+//! unlock of each; and the wake-up latency of an `Event` across processes
+//! (half a ping-pong of two events). Prints one table and the ratios the
+//! project targets. A missed target is reported, never asserted.
 //!
 //! Run with `cargo bench --bench shm`.
 
 use std::process::Command;
 use std::time::Instant;
 
-use multiproc::{Remote, Value};
+use multiproc::{Event, Remote, Value};
 
 mod common;
 use common::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
@@ -31,6 +32,35 @@ fn add(v: Value<i64>, n: u32) {
     for _ in 0..n {
         *v.lock() += 1;
     }
+}
+
+/// Ping-pongs of two events per latency sample.
+const PINGS: u32 = 2_000;
+
+/// Answers each set of `ping` by setting `pong`.
+#[multiproc::remote]
+fn pong(ping: Event, pong: Event, n: u32) {
+    for _ in 0..n {
+        ping.wait();
+        ping.clear();
+        pong.set();
+    }
+}
+
+/// Microseconds from `set` in one process to the return of `wait` in
+/// another: half a round trip.
+fn event_latency() -> Result<f64, String> {
+    let (a, b) = (Event::new().map_err(|e| e.to_string())?, Event::new().map_err(|e| e.to_string())?);
+    let child = multiproc::spawn(pong, (a.clone(), b.clone(), PINGS)).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    for _ in 0..PINGS {
+        a.set();
+        b.wait();
+        b.clear();
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    child.join().map_err(|e| e.to_string())?;
+    Ok(dt / f64::from(PINGS) / 2.0 * 1e6)
 }
 
 /// One round: increments per second of two processes, and ns per
@@ -68,7 +98,8 @@ fn main() {
             }
             Err(e) => series.fail(&[("multiproc", "ops_per_s"), ("multiproc", "uncontended_ns")], &e),
         }
-        let keys = [("python", "ops_per_s"), ("python", "uncontended_ns")];
+        series.add(("multiproc", "event_us"), event_latency().map(|us| vec![us]));
+        let keys = [("python", "ops_per_s"), ("python", "uncontended_ns"), ("python", "event_us")];
         series.add_all(
             "python",
             &keys,
@@ -95,6 +126,12 @@ fn main() {
         &cell(&s("multiproc", "ops_per_s")),
         &cell(&s("python", "ops_per_s")),
         &cell(&s("limit", "bare_ops_per_s")),
+    );
+    row(
+        "event wake-up across processes, us",
+        &cell(&s("multiproc", "event_us")),
+        &cell(&s("python", "event_us")),
+        "-",
     );
     row(
         "uncontended lock+unlock, ns",

@@ -6,6 +6,8 @@ Usage: python3 shm.py N
                         each under `with v.get_lock()`: increments per
                         second, both together
     uncontended_ns      one uncontended acquire + release of that lock
+    event_us            from Event.set() in one process to the return of
+                        wait() in another: half a ping-pong of two events
 """
 
 import multiprocessing
@@ -17,6 +19,30 @@ def add(v, n):
     for _ in range(n):
         with v.get_lock():
             v.value += 1
+
+
+PINGS = 2_000
+
+
+def pong(ping, pong_, n):
+    for _ in range(n):
+        ping.wait()
+        ping.clear()
+        pong_.set()
+
+
+def event_latency():
+    a, b = multiprocessing.Event(), multiprocessing.Event()
+    p = multiprocessing.Process(target=pong, args=(a, b, PINGS))
+    p.start()
+    t0 = time.perf_counter()
+    for _ in range(PINGS):
+        a.set()
+        b.wait()
+        b.clear()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / PINGS / 2 * 1e6
 
 
 def main():
@@ -38,6 +64,7 @@ def main():
         lock.acquire()
         lock.release()
     print(f"SAMPLES uncontended_ns {(time.perf_counter() - t0) / m * 1e9:.3f}", flush=True)
+    print(f"SAMPLES event_us {event_latency():.3f}", flush=True)
 
 
 if __name__ == "__main__":
