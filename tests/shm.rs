@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use multiproc::connection::Connection;
-use multiproc::{Array, Context, Error, RawArray, RawValue, StartMethod, Value};
+use multiproc::{Array, Context, Error, RawArray, RawValue, Remote, StartMethod, Value};
 
 use common::{LIMIT, join};
 
@@ -337,5 +337,101 @@ fn an_event_is_waited_for_across_processes() {
     assert!(!ev.is_set());
     let child = multiproc::spawn(set_after, (ev.clone(), 100)).unwrap();
     assert!(ev.wait_timeout(LIMIT), "the child's set() wakes the wait");
+    join(child).unwrap();
+}
+
+#[multiproc::remote]
+fn wait_once(c: multiproc::Condition, woken: Value<u32>) {
+    let mut g = c.acquire().unwrap();
+    g.wait().unwrap();
+    drop(g);
+    woken.update(|n| *n += 1);
+}
+
+/// Waits until `woken` reads `expected` (for at most LIMIT), then a little
+/// longer, and returns what it reads then.
+fn settles_at(woken: &Value<u32>, expected: u32) -> u32 {
+    let deadline = Instant::now() + LIMIT;
+    while woken.get() < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    woken.get()
+}
+
+// COND-01, COND-02, COND-03: notify(n) wakes n waiters, threads and
+// processes alike; notify_all wakes the rest.
+#[test]
+fn notify_wakes_as_many_waiters_as_asked() {
+    let c = multiproc::Condition::new().unwrap();
+    let woken = Value::new(0u32).unwrap();
+    let children: Vec<_> =
+        (0..3).map(|_| multiproc::spawn(wait_once, (c.clone(), woken.clone())).unwrap()).collect();
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let (c, woken) = (c.clone(), woken.clone());
+            std::thread::spawn(move || wait_once.call((c, woken)))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300)); // all six asleep
+    assert_eq!(woken.get(), 0);
+    c.acquire().unwrap().notify(1);
+    assert_eq!(settles_at(&woken, 1), 1);
+    c.acquire().unwrap().notify(2);
+    assert_eq!(settles_at(&woken, 3), 3);
+    c.acquire().unwrap().notify_all();
+    assert_eq!(settles_at(&woken, 6), 6);
+    c.acquire().unwrap().notify(3); // nobody waits: nothing happens
+    for p in children {
+        join(p).unwrap();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+// COND-04, COND-06, COND-07
+#[test]
+fn condition_waits_time_out_and_wait_for_gives_the_last_value() {
+    let c = multiproc::Condition::new().unwrap();
+    let mut g = c.acquire().unwrap();
+    let t0 = Instant::now();
+    assert!(!g.wait_timeout(Duration::ZERO).unwrap());
+    assert!(!g.wait_timeout(Duration::from_millis(100)).unwrap());
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    let mut calls = 0;
+    assert!(
+        !g.wait_for(
+            || {
+                calls += 1;
+                false
+            },
+            Some(Duration::from_millis(50))
+        )
+        .unwrap()
+    );
+    assert!(calls >= 2, "the predicate is asked again at the deadline");
+    assert!(g.wait_for(|| true, Some(Duration::ZERO)).unwrap());
+}
+
+#[multiproc::remote]
+fn count_up(c: multiproc::Condition, n: Value<u32>) {
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut g = c.acquire().unwrap();
+        n.update(|v| *v += 1);
+        g.notify_all();
+    }
+}
+
+// COND-05
+#[test]
+fn wait_for_sees_another_processes_notifications() {
+    let c = multiproc::Condition::new().unwrap();
+    let n = Value::new(0u32).unwrap();
+    let mut g = c.acquire().unwrap();
+    let child = multiproc::spawn(count_up, (c.clone(), n.clone())).unwrap();
+    assert!(g.wait_for(|| n.get() == 4, Some(LIMIT)).unwrap());
+    drop(g);
     join(child).unwrap();
 }

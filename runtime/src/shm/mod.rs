@@ -18,9 +18,11 @@
 //! The memory has no name and no file in `/dev/shm`: it is gone when the
 //! last process that holds a handle lets go of it, however it ends.
 
+mod condition;
 mod lock;
 mod sync;
 
+pub use condition::{Condition, ConditionGuard};
 pub use lock::{Lock, LockGuard, RLock};
 pub use sync::{BoundedSemaphore, Event, Semaphore};
 
