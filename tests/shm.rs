@@ -435,3 +435,96 @@ fn wait_for_sees_another_processes_notifications() {
     drop(g);
     join(child).unwrap();
 }
+
+#[multiproc::remote]
+fn barrier_rounds(b: multiproc::Barrier, rounds: u32, log: Connection<(u32, u32)>) -> Vec<usize> {
+    (0..rounds)
+        .map(|round| {
+            log.send((round, std::process::id())).unwrap();
+            b.wait().unwrap()
+        })
+        .collect()
+}
+
+// BAR-01, BAR-02, BAR-08: parties pass in lockstep, each round handing out
+// the indices 0..n once each.
+#[test]
+fn barrier_parties_pass_in_lockstep_with_distinct_indices() {
+    let b = multiproc::Barrier::new(4).unwrap();
+    let rounds = 50;
+    let (logs, children): (Vec<_>, Vec<_>) = (0..3)
+        .map(|_| {
+            let (mine, theirs) = multiproc::pipe::<(u32, u32)>().unwrap();
+            (mine, multiproc::spawn(barrier_rounds, (b.clone(), rounds, theirs)).unwrap())
+        })
+        .unzip();
+    let mut mine_indices = Vec::new();
+    for round in 0..rounds {
+        // Every party reported this round before anyone reports the next.
+        for log in &logs {
+            assert!(log.poll(LIMIT).unwrap());
+            assert_eq!(log.recv().unwrap().0, round);
+        }
+        mine_indices.push(b.wait_timeout(LIMIT).unwrap());
+    }
+    let mut per_round: Vec<Vec<usize>> = (0..rounds as usize).map(|r| vec![mine_indices[r]]).collect();
+    for p in children {
+        for (r, i) in join(p).unwrap().into_iter().enumerate() {
+            per_round[r].push(i);
+        }
+    }
+    for mut indices in per_round {
+        indices.sort();
+        assert_eq!(indices, [0, 1, 2, 3]);
+    }
+    assert_eq!((b.parties(), b.n_waiting(), b.broken()), (4, 0, false));
+}
+
+#[multiproc::remote]
+fn wait_at(b: multiproc::Barrier, timeout_ms: u64) -> bool {
+    matches!(b.wait_timeout(Duration::from_millis(timeout_ms)), Err(multiproc::Error::BrokenBarrier))
+}
+
+// BAR-04, BAR-05: abort breaks the barrier for the waiting and the later;
+// reset makes it usable again.
+#[test]
+fn abort_and_reset_break_the_waiters() {
+    let b = multiproc::Barrier::new(3).unwrap();
+    let waiters: Vec<_> = (0..2).map(|_| multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap()).collect();
+    let deadline = Instant::now() + LIMIT;
+    while b.n_waiting() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    b.abort().unwrap();
+    for w in waiters {
+        assert!(join(w).unwrap(), "a waiter was not told the barrier broke");
+    }
+    assert!(b.broken());
+    assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+    b.reset().unwrap();
+    assert!(!b.broken());
+    // Reset while two wait: they are sent away broken; the next round works.
+    let waiters: Vec<_> = (0..2).map(|_| multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap()).collect();
+    while b.n_waiting() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    b.reset().unwrap();
+    for w in waiters {
+        assert!(join(w).unwrap());
+    }
+    let single = multiproc::Barrier::new(1).unwrap();
+    assert_eq!(single.wait().unwrap(), 0);
+    assert_eq!(single.wait().unwrap(), 0); // BAR-07
+}
+
+// BAR-06: a party that times out breaks the barrier for every party.
+#[test]
+fn a_timeout_breaks_the_barrier_for_everyone() {
+    let b = multiproc::Barrier::new(3).unwrap();
+    let patient = multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap();
+    let t0 = Instant::now();
+    assert!(matches!(b.wait_timeout(Duration::from_millis(200)), Err(Error::BrokenBarrier)));
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert!(join(patient).unwrap(), "the patient party is sent away broken too");
+    assert!(b.broken());
+}

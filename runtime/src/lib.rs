@@ -25,8 +25,8 @@ pub use process::{
 };
 pub use registry::Remote;
 pub use shm::{
-    Array, ArrayGuard, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, Pod, RLock,
-    RawArray, RawValue, Semaphore, Value, ValueGuard, Zeroable,
+    Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, Pod,
+    RLock, RawArray, RawValue, Semaphore, Value, ValueGuard, Zeroable,
 };
 pub use start::{StartMethod, get_start_method, set_start_method};
 

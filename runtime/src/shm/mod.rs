@@ -18,10 +18,12 @@
 //! The memory has no name and no file in `/dev/shm`: it is gone when the
 //! last process that holds a handle lets go of it, however it ends.
 
+mod barrier;
 mod condition;
 mod lock;
 mod sync;
 
+pub use barrier::Barrier;
 pub use condition::{Condition, ConditionGuard};
 pub use lock::{Lock, LockGuard, RLock};
 pub use sync::{BoundedSemaphore, Event, Semaphore};
