@@ -528,3 +528,42 @@ fn a_timeout_breaks_the_barrier_for_everyone() {
     assert!(join(patient).unwrap(), "the patient party is sent away broken too");
     assert!(b.broken());
 }
+
+/// Makes shared objects of every kind, hands some to a grandchild, says
+/// so, and waits to be killed.
+#[multiproc::remote]
+fn hold_shared_memory(report: Connection<u32>) {
+    let v = Value::new(1u64).unwrap();
+    let _others = (
+        Array::<u8>::new(1 << 20).unwrap(),
+        multiproc::Lock::new().unwrap(),
+        multiproc::Event::new().unwrap(),
+        multiproc::Barrier::new(2).unwrap(),
+    );
+    let grandchild = multiproc::spawn(increment_u8_forever, (Value::new(0u8).unwrap(), v)).unwrap();
+    report.send(grandchild.pid()).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+#[multiproc::remote]
+fn increment_u8_forever(n: Value<u8>, _keep: Value<u64>) {
+    loop {
+        n.update(|v| *v = v.wrapping_add(1));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// SIGKILL of a process holding shared memory leaves nothing behind: no
+// file in /dev/shm, no process.
+#[test]
+fn sigkill_of_a_holder_leaves_nothing_behind() {
+    let shm_before = dev_shm();
+    let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+    let mut holder = multiproc::spawn(hold_shared_memory, (theirs,)).unwrap();
+    assert!(mine.poll(LIMIT).unwrap());
+    let grandchild = mine.recv().unwrap();
+    holder.kill().unwrap();
+    assert!(common::gone_within(grandchild, Duration::from_secs(2)), "the grandchild outlived its parent");
+    assert!(matches!(join(holder), Err(Error::ProcessDied { exitcode: -9, .. })));
+    assert_eq!(dev_shm(), shm_before, "something was left in /dev/shm");
+}
