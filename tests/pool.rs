@@ -418,6 +418,12 @@ fn a_result_that_does_not_decode_fails_its_task_only() {
             assert_eq!(r.as_ref().unwrap(), &WontDecode(i as u32));
         }
     }
+    // map reports the first in input order, and the pool goes on.
+    assert!(matches!(pool.map(odd_result, 0..6), Err(Error::Codec(_))));
+    assert_eq!(
+        pool.map_chunked(odd_result, [0, 2, 4], 2).unwrap(),
+        [WontDecode(0), WontDecode(2), WontDecode(4)]
+    );
     assert_eq!(pool.apply(square, (3,)).unwrap(), 9);
 }
 

@@ -90,6 +90,26 @@ pub(crate) fn decode_at<T: DeserializeOwned>(encoded: Encoded, offset: usize) ->
     }
 }
 
+/// [`decode_at`] through a serde `seed`: for decoding into something that
+/// exists already (appending to a `Vec`, say) instead of a new value.
+pub(crate) fn decode_seed_at<S, V>(encoded: Encoded, offset: usize, seed: S) -> Result<V>
+where
+    S: for<'de> serde::de::DeserializeSeed<'de, Value = V>,
+{
+    let table = encoded.fds.into_iter().map(Some).collect();
+    let saved = INCOMING.try_with(|i| i.replace(Some(table)));
+    let mut de = postcard::Deserializer::from_bytes(encoded.bytes.get(offset..).unwrap_or_default());
+    let result = seed.deserialize(&mut de).and_then(|value| de.finalize().map(|rest| (value, rest.len())));
+    if let Ok(saved) = saved {
+        INCOMING.with(|i| i.replace(saved));
+    }
+    match result {
+        Ok((value, 0)) => Ok(value),
+        Ok((_, rest)) => Err(Error::Codec(format!("{rest} trailing bytes after a value"))),
+        Err(e) => Err(codec_error("decode", std::any::type_name::<S>(), e)),
+    }
+}
+
 /// Decodes a `T` (holding no handles) from the start of `bytes`, and
 /// returns it with the bytes after it: for a message made of a header and
 /// a body that only its receiver's receiver decodes.

@@ -9,11 +9,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, SeqAccess, VariantAccess, Visitor,
+};
 
 use crate::codec::{self, Encoded};
 use crate::error::{Error, RemoteError, Result};
-use crate::registry::ChunkResults;
+use crate::registry::{ChunkResults, ItemResult};
 
 /// How a task (one chunk of calls) ended without results.
 #[derive(Debug, Clone)]
@@ -96,6 +99,27 @@ pub(crate) struct Collector<R> {
     state: Mutex<Collected<R>>,
     arrived: Condvar,
     finish: Mutex<Option<Finish<R>>>,
+    /// For a job with a [`Finish`]: its results, assembled in input order
+    /// as the chunks come.
+    assembly: Mutex<Option<Assembly<R>>>,
+}
+
+/// The results of a job wanted whole (`map`, `apply`): decoded straight
+/// into one `Vec`, in input order; a chunk that comes before its turn waits
+/// undecoded.
+struct Assembly<R> {
+    values: Vec<R>,
+    /// The chunk whose turn it is.
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, Answer>,
+    /// The first error in input order, once found.
+    error: Option<Error>,
+}
+
+/// A chunk's answer, not decoded yet.
+enum Answer {
+    Reply(Encoded, usize, u32),
+    Failed(Error),
 }
 
 struct Collected<R> {
@@ -127,6 +151,7 @@ impl<R> Collector<R> {
             }),
             arrived: Condvar::new(),
             finish: Mutex::new(None),
+            assembly: Mutex::new(None),
         }
     }
 
@@ -139,10 +164,94 @@ impl<R> Collector<R> {
         (self.len - index * self.chunk_size).min(self.chunk_size)
     }
 
-    /// Sets what runs once every result is in (at once if they are).
+    /// Sets what runs once every result is in (at once if there are none).
+    /// Call it before any chunk is sent.
     pub(crate) fn set_finish(&self, finish: Finish<R>) {
+        if self.len == 0 {
+            finish(Ok(Vec::new()));
+            return;
+        }
         *lock(&self.finish) = Some(finish);
-        self.finish_if_complete();
+        *lock(&self.assembly) = Some(Assembly {
+            values: Vec::with_capacity(self.len),
+            next: 0,
+            waiting: std::collections::BTreeMap::new(),
+            error: None,
+        });
+    }
+
+    /// Takes chunk `index`'s answer into the assembly; true if the job has
+    /// one (else the answer is for the per-chunk store).
+    fn assemble(&self, index: usize, answer: Answer) -> bool
+    where
+        R: DeserializeOwned,
+    {
+        let mut guard = lock(&self.assembly);
+        let Some(assembly) = guard.as_mut() else { return false };
+        assembly.waiting.insert(index, answer);
+        while let Some(answer) = assembly.waiting.remove(&assembly.next) {
+            let len = self.chunk_len(assembly.next);
+            assembly.next += 1;
+            if assembly.error.is_some() {
+                continue; // the result is that error; the rest only has to come
+            }
+            assembly.error = match answer {
+                Answer::Failed(e) => Some(e),
+                Answer::Reply(reply, offset, pid) => {
+                    self.append(&mut assembly.values, len, reply, offset, pid).err()
+                }
+            };
+        }
+        if assembly.next == self.chunk_count() {
+            let assembly = guard.take().expect("an assembly");
+            drop(guard);
+            if let Some(finish) = lock(&self.finish).take() {
+                finish(match assembly.error {
+                    Some(e) => Err(e),
+                    None => Ok(assembly.values),
+                });
+            }
+        }
+        true
+    }
+
+    /// Decodes a chunk of `len` results into `values`, in place; the first
+    /// error among them, if any.
+    fn append(&self, values: &mut Vec<R>, len: usize, reply: Encoded, offset: usize, pid: u32) -> Result<()>
+    where
+        R: DeserializeOwned,
+    {
+        let before = values.len();
+        let decoded = codec::decode_seed_at(reply, offset, AppendOk(values))
+            .map_err(|e| Error::Codec(format!("the results of `{}` did not decode: {e}", self.function)));
+        let each = match decoded {
+            Ok(None) if values.len() - before == len => return Ok(()),
+            Ok(Some(each)) if each.len() == len => each,
+            Ok(_) => {
+                return Err(Error::Codec(format!(
+                    "a worker returned the wrong number of results for a chunk of {len} calls"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        for item in each {
+            match item {
+                Ok(v) => values.push(v),
+                Err(p) => {
+                    return Err(Error::Remote(RemoteError {
+                        function: self.function.to_owned(),
+                        message: p.message,
+                        pid,
+                        location: p.location,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk_count(&self) -> usize {
+        self.len.div_ceil(self.chunk_size)
     }
 
     fn store(&self, index: usize, items: Items<R>) {
@@ -155,38 +264,6 @@ impl<R> Collector<R> {
             state.order.push_back(index);
             state.missing -= 1;
         }
-        self.finish_if_complete();
-    }
-
-    fn finish_if_complete(&self) {
-        let mut state = lock(&self.state);
-        if state.missing > 0 {
-            return;
-        }
-        let Some(finish) = lock(&self.finish).take() else { return };
-        let mut values = Vec::with_capacity(self.len);
-        let mut outcome = Ok(());
-        for items in state.done.iter_mut().map(|d| d.take().expect("every chunk is in")) {
-            match items {
-                Items::Values(v) => values.extend(v),
-                Items::Mixed(results) => {
-                    for result in results {
-                        match result {
-                            Ok(v) => values.push(v),
-                            Err(e) => {
-                                outcome = Err(e);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            if outcome.is_err() {
-                break;
-            }
-        }
-        drop(state);
-        finish(outcome.map(|()| values));
     }
 
     /// Waits until `pick` finds something in the collected state, or the
@@ -219,6 +296,10 @@ impl<R> Collector<R> {
 
 impl<R: DeserializeOwned + Send> Job for Collector<R> {
     fn chunk_done(&self, index: usize, reply: Encoded, offset: usize, pid: u32) {
+        if lock(&self.assembly).is_some() {
+            self.assemble(index, Answer::Reply(reply, offset, pid));
+            return;
+        }
         let len = self.chunk_len(index);
         let items = match codec::decode_at::<ChunkResults<R>>(reply, offset) {
             Ok(Ok(values)) if values.len() == len => Items::Values(values.into_iter()),
@@ -253,6 +334,10 @@ impl<R: DeserializeOwned + Send> Job for Collector<R> {
     }
 
     fn chunk_failed(&self, index: usize, failure: &Failure) {
+        if lock(&self.assembly).is_some() {
+            self.assemble(index, Answer::Failed(failure.to_error()));
+            return;
+        }
         let len = self.chunk_len(index);
         self.store(index, errors(len, &failure.to_error()));
     }
@@ -543,5 +628,62 @@ impl<R> ExactSizeIterator for IMap<R> {}
 impl<R> fmt::Debug for IMap<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IMap").field("yielded", &self.yielded).field("len", &self.len).finish()
+    }
+}
+
+/// Decodes a chunk's `ChunkResults<R>`: its values appended to a `Vec`
+/// when every call returned (`None`), else each call's result.
+struct AppendOk<'a, R>(&'a mut Vec<R>);
+
+impl<'de, R: Deserialize<'de>> DeserializeSeed<'de> for AppendOk<'_, R> {
+    type Value = Option<Vec<ItemResult<R>>>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        deserializer.deserialize_enum("Result", &["Ok", "Err"], self)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> Visitor<'de> for AppendOk<'_, R> {
+    type Value = Option<Vec<ItemResult<R>>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a chunk's results")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> std::result::Result<Self::Value, A::Error> {
+        match data.variant::<u32>()? {
+            (0, values) => values.newtype_variant_seed(AppendSeq(self.0)).map(|()| None),
+            (1, each) => each.newtype_variant().map(Some),
+            (other, _) => Err(serde::de::Error::custom(format!("no Result variant {other}"))),
+        }
+    }
+}
+
+/// Appends the elements of a sequence to a `Vec`.
+struct AppendSeq<'a, R>(&'a mut Vec<R>);
+
+impl<'de, R: Deserialize<'de>> DeserializeSeed<'de> for AppendSeq<'_, R> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> Visitor<'de> for AppendSeq<'_, R> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of results")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while let Some(value) = seq.next_element()? {
+            self.0.push(value);
+        }
+        Ok(())
     }
 }
