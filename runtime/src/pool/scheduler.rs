@@ -23,12 +23,13 @@ use crate::start::StartMethod;
 use crate::sys;
 
 /// How many tasks a worker may hold: one it runs and the next, waiting,
-/// so that it never idles between two; up to 8 when its tasks are short
+/// so that it never idles between two; up to 32 when its tasks are short
 /// (under [`SHORT_TASK`]) and small (up to [`SMALL_TASK`] bytes), so that
-/// many are sent and answered per wake-up. A long task gains nothing from
-/// a deeper queue, and a queue held by one worker is work the others
-/// cannot take.
-const DEPTH_SHORT: usize = 8;
+/// many are sent and answered per wake-up (20,000 one-item imap tasks ran
+/// at 206-377 k/s with 8, 563-587 k/s with 32, 578-616 k/s with 64). A
+/// long task gains nothing from a deeper queue, and a queue held by one
+/// worker is work the others cannot take.
+const DEPTH_SHORT: usize = 32;
 const DEPTH_LONG: usize = 2;
 const SHORT_TASK: Duration = Duration::from_micros(500);
 const SMALL_TASK: usize = 16 << 10;
