@@ -141,25 +141,32 @@ impl Barrier {
     /// Breaks the barrier: the parties waiting and every later wait get
     /// [`Error::BrokenBarrier`], until [`reset`](Barrier::reset).
     ///
-    /// # Errors
+    /// # Panics
     ///
-    /// [`Error::Io`] if taking the barrier's lock fails.
-    pub fn abort(&self) -> Result<()> {
-        let _locked = self.segment.map.lock(0, None)?.expect("no deadline, no timeout");
+    /// If this thread is inside [`wait`](Barrier::wait) on it (it cannot
+    /// be: `wait` holds the barrier's lock only for moments).
+    pub fn abort(&self) {
+        let _locked = self.lock_state();
         self.break_locked(true);
-        Ok(())
     }
 
     /// Empties the barrier for reuse: the parties waiting get
     /// [`Error::BrokenBarrier`], later waits work again.
     ///
-    /// # Errors
+    /// # Panics
     ///
-    /// [`Error::Io`] if taking the barrier's lock fails.
-    pub fn reset(&self) -> Result<()> {
-        let _locked = self.segment.map.lock(0, None)?.expect("no deadline, no timeout");
+    /// As [`abort`](Barrier::abort).
+    pub fn reset(&self) {
+        let _locked = self.lock_state();
         self.break_locked(false);
-        Ok(())
+    }
+
+    fn lock_state(&self) -> crate::sys::shm::Locked<'_> {
+        match self.segment.map.lock(0, None) {
+            Ok(Some(locked)) => locked,
+            Ok(None) => unreachable!("a lock without a deadline does not time out"),
+            Err(e) => panic!("the lock of a barrier: {e}"),
+        }
     }
 
     /// How many parties it waits for.
