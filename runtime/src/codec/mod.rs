@@ -17,8 +17,7 @@ pub(crate) use frame::{FrameReader, FrameTooLong, IntoOutcome, ReadOutcome, writ
 use std::cell::RefCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use serde::de::{DeserializeOwned, Error as _};
-use serde::ser::Error as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -50,6 +49,7 @@ thread_local! {
 /// thread-local destructors) there is no side table: plain values still
 /// encode, and a handle is refused as it is outside `encode`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
+    forget_custom();
     let saved = OUTGOING.try_with(|o| o.replace(Some(Vec::new())));
     // Through `Extend`, not `to_allocvec`: encoding a chunk of 16,384
     // `(u64,)` took 31 us this way against 93 us.
@@ -73,6 +73,7 @@ pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
 /// [`decode`] of the bytes from `offset` on: the body of a message whose
 /// header was read with [`decode_prefix`], without copying it out.
 pub(crate) fn decode_at<T: DeserializeOwned>(encoded: Encoded, offset: usize) -> Result<T> {
+    forget_custom();
     let table = encoded.fds.into_iter().map(Some).collect();
     let saved = INCOMING.try_with(|i| i.replace(Some(table)));
     let result = postcard::take_from_bytes::<T>(encoded.bytes.get(offset..).unwrap_or_default());
@@ -96,6 +97,7 @@ pub(crate) fn decode_seed_at<S, V>(encoded: Encoded, offset: usize, seed: S) -> 
 where
     S: for<'de> serde::de::DeserializeSeed<'de, Value = V>,
 {
+    forget_custom();
     let table = encoded.fds.into_iter().map(Some).collect();
     let saved = INCOMING.try_with(|i| i.replace(Some(table)));
     let mut de = postcard::Deserializer::from_bytes(encoded.bytes.get(offset..).unwrap_or_default());
@@ -110,15 +112,11 @@ where
     }
 }
 
-/// Decodes a `T` (holding no handles) from the start of `bytes`, and
-/// returns it with the bytes after it: for a message made of a header and
-/// a body that only its receiver's receiver decodes.
-pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8])> {
-    postcard::take_from_bytes::<T>(bytes).map_err(|e| codec_error("decode", std::any::type_name::<T>(), e))
-}
-
-/// [`decode_prefix`] for a `T` that borrows from `bytes`.
-pub(crate) fn decode_prefix_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8])> {
+/// Decodes a `T` (holding no handles, and perhaps borrowing from
+/// `bytes`) from the start of `bytes`, and returns it with the bytes after
+/// it: for a message made of a header and a body that only its receiver's
+/// receiver decodes.
+pub(crate) fn decode_prefix<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8])> {
     postcard::take_from_bytes::<T>(bytes).map_err(|e| codec_error("decode", std::any::type_name::<T>(), e))
 }
 
@@ -132,7 +130,46 @@ pub(crate) fn encode_with_body<T: Serialize>(header: &T, body: &[u8]) -> Result<
 }
 
 fn codec_error(what: &str, ty: &str, e: postcard::Error) -> Error {
-    Error::Codec(format!("could not {what} a value of type `{ty}`: {e}"))
+    let said = match e {
+        postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom => {
+            CUSTOM.try_with(|c| c.borrow_mut().take()).ok().flatten()
+        }
+        _ => None,
+    };
+    match said {
+        Some(said) => Error::Codec(format!("could not {what} a value of type `{ty}`: {said}")),
+        None => Error::Codec(format!("could not {what} a value of type `{ty}`: {e}")),
+    }
+}
+
+thread_local! {
+    /// The words of the last error made by [`ser_error`] or [`de_error`]:
+    /// postcard's own custom errors drop them.
+    static CUSTOM: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Forgets words of an error that was made and then recovered from, so
+/// that they are not given for another.
+fn forget_custom() {
+    let _ = CUSTOM.try_with(|c| c.borrow_mut().take());
+}
+
+fn keep_custom(msg: &dyn std::fmt::Display) -> String {
+    let msg = msg.to_string();
+    let _ = CUSTOM.try_with(|c| *c.borrow_mut() = Some(msg.clone()));
+    msg
+}
+
+/// A serialization error whose words reach the [`Error::Codec`] the
+/// caller gets (with `S::Error::custom`, postcard keeps none).
+pub(crate) fn ser_error<E: serde::ser::Error>(msg: impl std::fmt::Display) -> E {
+    E::custom(keep_custom(&msg))
+}
+
+/// A deserialization error whose words reach the [`Error::Codec`] the
+/// caller gets, as [`ser_error`].
+pub(crate) fn de_error<E: serde::de::Error>(msg: impl std::fmt::Display) -> E {
+    E::custom(keep_custom(&msg))
 }
 
 /// Serializes a handle's fd: duplicates it into the side table of the
@@ -144,17 +181,16 @@ pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> 
     let index = OUTGOING.try_with(|o| {
         let mut o = o.borrow_mut();
         let table = o.as_mut().ok_or_else(|| {
-            S::Error::custom(
+            ser_error(
                 "a multiproc handle can only be sent through multiproc \
                  (as an argument of a remote fn, or through a pipe or queue)",
             )
         })?;
-        let dup = fd.try_clone_to_owned().map_err(S::Error::custom)?;
+        let dup = fd.try_clone_to_owned().map_err(ser_error)?;
         table.push(dup);
         Ok(table.len() as u32 - 1)
     });
-    let index =
-        index.unwrap_or_else(|_| Err(S::Error::custom("no handle table in a thread that is exiting")))?;
+    let index = index.unwrap_or_else(|_| Err(ser_error("no handle table in a thread that is exiting")))?;
     serializer.serialize_u32(index)
 }
 
@@ -166,13 +202,13 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
         let mut i = i.borrow_mut();
         let table = i
             .as_mut()
-            .ok_or_else(|| D::Error::custom("a multiproc handle can only be received through multiproc"))?;
+            .ok_or_else(|| de_error("a multiproc handle can only be received through multiproc"))?;
         table
             .get_mut(index)
             .and_then(Option::take)
-            .ok_or_else(|| D::Error::custom(format!("handle {index} did not arrive with the message")))
+            .ok_or_else(|| de_error(format!("handle {index} did not arrive with the message")))
     });
-    taken.unwrap_or_else(|_| Err(D::Error::custom("no handle table in a thread that is exiting")))
+    taken.unwrap_or_else(|_| Err(de_error("no handle table in a thread that is exiting")))
 }
 
 /// A handle's fd on its way out: serializes as in [`serialize_fd`].
@@ -192,6 +228,54 @@ pub(crate) struct RecvFd(pub(crate) OwnedFd);
 impl<'de> Deserialize<'de> for RecvFd {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserialize_fd(deserializer).map(RecvFd)
+    }
+}
+
+/// Bytes that serialize as bytes, not as a sequence of numbers.
+pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// The owned form of [`Bytes`].
+pub(crate) struct ByteBuf(pub(crate) Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> std::result::Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visit)
+    }
+}
+
+// An encoded value travels inside another message (a pool worker's
+// initializer arguments, say) as its bytes, with its handles' fds moved to
+// the outer message's side table.
+impl Serialize for Encoded {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let fds: Vec<SendFd<'_>> = self.fds.iter().map(|fd| SendFd(std::os::fd::AsFd::as_fd(fd))).collect();
+        (Bytes(&self.bytes), fds).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Encoded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let (ByteBuf(bytes), fds): (ByteBuf, Vec<RecvFd>) = Deserialize::deserialize(deserializer)?;
+        Ok(Encoded { bytes, fds: fds.into_iter().map(|RecvFd(fd)| fd).collect() })
     }
 }
 

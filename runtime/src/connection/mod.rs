@@ -21,10 +21,9 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{self, Encoded, FrameReader, RecvFd, SendFd};
+use crate::codec::{self, ByteBuf, Bytes, Encoded, FrameReader, RecvFd, SendFd};
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -327,7 +326,7 @@ impl<T> Serialize for Connection<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let reader = self.channel.reader();
         if reader.is_mid_frame() {
-            return Err(S::Error::custom(
+            return Err(codec::ser_error(
                 "a connection cannot be sent while part of a message is read from it",
             ));
         }
@@ -358,36 +357,5 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
         conn.readable = readable;
         conn.writable = writable;
         Ok(conn)
-    }
-}
-
-/// Bytes that serialize as bytes, not as a sequence of numbers.
-struct Bytes<'a>(&'a [u8]);
-
-impl Serialize for Bytes<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0)
-    }
-}
-
-/// The owned form of [`Bytes`].
-struct ByteBuf(Vec<u8>);
-
-impl<'de> Deserialize<'de> for ByteBuf {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = ByteBuf;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v))
-            }
-        }
-        deserializer.deserialize_byte_buf(Visit)
     }
 }

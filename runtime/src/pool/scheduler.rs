@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::results::{Failure, Job};
-use super::worker::{EncodedArgs, Reply, TaskHeader, WORKER, WorkerConfig};
+use super::worker::{Reply, TaskHeader, WORKER, WorkerConfig};
 use crate::codec::{self, Encoded, ReadOutcome};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -229,7 +229,7 @@ impl Scheduler {
         let (ours, theirs) =
             (Connection::from_fd(ours.into(), true), Connection::<()>::from_fd(theirs.into(), true));
         let initializer = match &self.config.initializer {
-            Some((name, args)) => Some(((*name).to_owned(), EncodedArgs(duplicate(args)?))),
+            Some((name, args)) => Some(((*name).to_owned(), duplicate(args)?)),
             None => None,
         };
         let config = WorkerConfig { initializer, max_tasks: self.config.max_tasks };

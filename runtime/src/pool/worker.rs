@@ -21,39 +21,9 @@ pub(crate) const WORKER: &str = "multiproc::pool::worker";
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WorkerConfig {
     /// The initializer's registered name and encoded arguments.
-    pub(crate) initializer: Option<(String, EncodedArgs)>,
+    pub(crate) initializer: Option<(String, Encoded)>,
     /// How many tasks to run before exiting (`maxtasksperchild`).
     pub(crate) max_tasks: Option<u64>,
-}
-
-/// Encoded arguments that travel inside another message, handles and all.
-#[derive(Debug)]
-pub(crate) struct EncodedArgs(pub(crate) Encoded);
-
-impl Serialize for EncodedArgs {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let fds: Vec<codec::SendFd<'_>> =
-            self.0.fds.iter().map(|fd| codec::SendFd(std::os::fd::AsFd::as_fd(fd))).collect();
-        (serde_bytes_ref(&self.0.bytes), fds).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for EncodedArgs {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let (bytes, fds): (Vec<u8>, Vec<codec::RecvFd>) = Deserialize::deserialize(deserializer)?;
-        Ok(EncodedArgs(Encoded { bytes, fds: fds.into_iter().map(|codec::RecvFd(fd)| fd).collect() }))
-    }
-}
-
-/// `bytes` as serde sees a byte string.
-fn serde_bytes_ref(bytes: &[u8]) -> impl Serialize + '_ {
-    struct Bytes<'a>(&'a [u8]);
-    impl Serialize for Bytes<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            serializer.serialize_bytes(self.0)
-        }
-    }
-    Bytes(bytes)
 }
 
 /// The header of a task: which fn to call on the chunk that follows.
@@ -91,7 +61,7 @@ fn run(input: Input) -> Result<Encoded> {
 }
 
 fn serve(conn: &Connection<()>, config: WorkerConfig) {
-    if let Some((name, EncodedArgs(args))) = config.initializer {
+    if let Some((name, args)) = config.initializer {
         let ran = registry::lookup(&name).map(|reg| registry::catch_panic(|| (reg.invoke)(Input::One(args))));
         let failure = match ran {
             Ok(Ok(Ok(_))) => None,
@@ -112,7 +82,7 @@ fn serve(conn: &Connection<()>, config: WorkerConfig) {
         let Ok(Encoded { bytes, fds }) = conn.channel.recv(None) else {
             return; // the pool closed the channel: time to go
         };
-        let Ok((header, chunk)) = codec::decode_prefix_borrowed::<TaskHeader<'_>>(&bytes) else {
+        let Ok((header, chunk)) = codec::decode_prefix::<TaskHeader<'_>>(&bytes) else {
             return; // not the pool talking
         };
         let (id, offset, target) = (header.id, bytes.len() - chunk.len(), registry::lookup(header.target));
