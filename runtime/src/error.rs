@@ -123,6 +123,12 @@ impl std::error::Error for Error {
 }
 
 impl Error {
+    /// A call given something it cannot take: [`Error::Io`] of kind
+    /// `InvalidInput`, saying what.
+    pub(crate) fn invalid_input(what: impl Into<String>) -> Error {
+        Error::Io(io::Error::new(io::ErrorKind::InvalidInput, what.into()))
+    }
+
     /// The same error again, for a result that is read more than once
     /// (`io::Error` is not `Clone`: its kind and message are kept).
     pub(crate) fn duplicate(&self) -> Error {

@@ -2,7 +2,6 @@
 //! [`Client`](super::Client) connects.
 
 use std::fmt;
-use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -95,7 +94,7 @@ impl FromStr for Address {
 }
 
 fn bad_address(s: &str, why: &str) -> Error {
-    Error::Io(io::Error::new(io::ErrorKind::InvalidInput, format!("`{s}` is not a usable address: {why}")))
+    Error::invalid_input(format!("`{s}` is not a usable address: {why}"))
 }
 
 /// Checks that a Unix socket path fits `sun_path`, with an error that says
@@ -103,13 +102,10 @@ fn bad_address(s: &str, why: &str) -> Error {
 pub(crate) fn check_unix_path(path: &Path) -> Result<()> {
     let len = path.as_os_str().len();
     if len > MAX_UNIX_PATH {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the Unix socket path {} is {len} bytes long, over Linux's limit of {MAX_UNIX_PATH}; \
-                 use a shorter path or an abstract socket (@name)",
-                path.display()
-            ),
+        return Err(Error::invalid_input(format!(
+            "the Unix socket path {} is {len} bytes long, over Linux's limit of {MAX_UNIX_PATH}; \
+             use a shorter path or an abstract socket (@name)",
+            path.display()
         )));
     }
     Ok(())

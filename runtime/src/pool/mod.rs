@@ -356,10 +356,9 @@ impl Pool {
     /// Python, `join` needs `close` or `terminate` first.
     pub fn join(&self) -> Result<()> {
         if !self.shared.is_closed() {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
+            return Err(Error::invalid_input(
                 "the pool is still running: call close() or terminate() before join()",
-            )));
+            ));
         }
         self.wait_for_scheduler();
         Ok(())
@@ -397,10 +396,7 @@ impl Pool {
         finish: Option<Finish<F::Output>>,
     ) -> Result<Arc<Collector<F::Output>>> {
         if chunk_size == 0 {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the chunk size must be at least 1",
-            )));
+            return Err(Error::invalid_input("the chunk size must be at least 1"));
         }
         registry::check_unique()?;
         if self.shared.is_closed() {
@@ -557,10 +553,7 @@ fn with_len<I: Iterator>(items: I) -> (usize, Sized<I>) {
 }
 
 fn lying_iterator(len: usize) -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("the items' iterator did not yield the {len} items its size hint promised"),
-    ))
+    Error::invalid_input(format!("the items' iterator did not yield the {len} items its size hint promised"))
 }
 
 /// Callbacks on a result: the one for its value or the one for its error.
@@ -650,14 +643,12 @@ impl PoolBuilder {
     /// encoded; [`Error::Io`] if a worker cannot be started (those started
     /// are stopped again).
     pub fn build(self) -> Result<Pool> {
-        let invalid =
-            |what: &str| Err(Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, what)));
         let processes = self.processes.unwrap_or_else(crate::process::cpu_count);
         if processes == 0 {
-            return invalid("the number of processes must be at least 1");
+            return Err(Error::invalid_input("the number of processes must be at least 1"));
         }
         if self.max_tasks == Some(0) {
-            return invalid("maxtasksperchild must be at least 1");
+            return Err(Error::invalid_input("maxtasksperchild must be at least 1"));
         }
         let initializer = match self.initializer {
             Some((name, args)) => Some((name, args?)),

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::{DATA, Segment};
 use crate::error::{Error, Result};
 
@@ -60,10 +58,7 @@ impl Barrier {
     /// gives no shared memory.
     pub fn new(parties: u32) -> Result<Self> {
         if parties == 0 {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "a barrier needs at least one party",
-            )));
+            return Err(Error::invalid_input("a barrier needs at least one party"));
         }
         Ok(Barrier { segment: Segment::create("multiproc-barrier", &[parties, 0, 0, 0, 0], 5, true)? })
     }
@@ -185,28 +180,7 @@ impl Barrier {
     }
 }
 
-impl Clone for Barrier {
-    /// Another handle to the same barrier.
-    fn clone(&self) -> Self {
-        Barrier { segment: self.segment.clone() }
-    }
-}
-
-impl Serialize for Barrier {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.segment.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Barrier {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let segment = Segment::deserialize(deserializer)?;
-        if segment.len != 5 || !segment.locked {
-            return Err(serde::de::Error::custom("not a Barrier"));
-        }
-        Ok(Barrier { segment: Arc::new(segment) })
-    }
-}
+sync_handle!(Barrier, 5, true);
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

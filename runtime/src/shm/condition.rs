@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::{DATA, Segment};
 use crate::error::Result;
 use crate::sys::shm::Locked;
@@ -159,28 +157,7 @@ impl ConditionGuard<'_> {
     }
 }
 
-impl Clone for Condition {
-    /// Another handle to the same condition.
-    fn clone(&self) -> Self {
-        Condition { segment: self.segment.clone() }
-    }
-}
-
-impl Serialize for Condition {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.segment.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Condition {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let segment = Segment::deserialize(deserializer)?;
-        if segment.len != 2 || !segment.locked {
-            return Err(serde::de::Error::custom("not a Condition"));
-        }
-        Ok(Condition { segment: Arc::new(segment) })
-    }
-}
+sync_handle!(Condition, 2, true);
 
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

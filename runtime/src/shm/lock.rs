@@ -5,8 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::{DATA, Segment};
 use crate::error::{Error, Result};
 use crate::sys::shm::Locked;
@@ -129,24 +127,7 @@ macro_rules! lock_type {
             }
         }
 
-        impl Clone for $name {
-            /// Another handle to the same lock.
-            fn clone(&self) -> Self {
-                $name { segment: self.segment.clone() }
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-                self.segment.serialize(serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                Ok($name { segment: Arc::new(Segment::deserialize(deserializer)?) })
-            }
-        }
+        sync_handle!($name, 1, true);
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

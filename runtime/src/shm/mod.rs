@@ -18,6 +18,39 @@
 //! The memory has no name and no file in `/dev/shm`: it is gone when the
 //! last process that holds a handle lets go of it, however it ends.
 
+/// `Clone` (another handle to the same object) and serde (the segment's
+/// fd, checked on arrival to be a segment of `$words` words, with a lock at
+/// its start if `$locked`) for a synchronization object that is
+/// `$name { segment: Arc<Segment<u32>> }`.
+macro_rules! sync_handle {
+    ($name:ident, $words:expr, $locked:expr) => {
+        impl Clone for $name {
+            /// Another handle to the same object.
+            fn clone(&self) -> Self {
+                $name { segment: self.segment.clone() }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(&*self.segment, serializer)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let segment = <super::Segment<u32> as serde::Deserialize>::deserialize(deserializer)?;
+                if segment.len != $words || segment.locked != $locked {
+                    return Err(crate::codec::de_error(concat!("this handle is not a ", stringify!($name))));
+                }
+                Ok($name { segment: std::sync::Arc::new(segment) })
+            }
+        }
+    };
+}
+
 mod barrier;
 mod condition;
 mod lock;
@@ -35,7 +68,6 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 pub use bytemuck::{Pod, Zeroable};
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{RecvFd, SendFd};
@@ -109,16 +141,16 @@ impl<'de, T: Pod> Deserialize<'de> for Segment<T> {
         let (RecvFd(fd), len, size, locked): (RecvFd, u64, u64, bool) =
             Deserialize::deserialize(deserializer)?;
         if size != std::mem::size_of::<T>() as u64 {
-            return Err(D::Error::custom(format!(
+            return Err(crate::codec::de_error(format!(
                 "shared memory of {size}-byte elements cannot be read as `{}`",
                 std::any::type_name::<T>()
             )));
         }
-        let len = usize::try_from(len).map_err(D::Error::custom)?;
-        let map = Mapping::open(fd).map_err(D::Error::custom)?;
+        let len = usize::try_from(len).map_err(crate::codec::de_error)?;
+        let map = Mapping::open(fd).map_err(crate::codec::de_error)?;
         let needed = Self::data(locked) + len * std::mem::size_of::<T>();
         if map.len() < needed.max(1) {
-            return Err(D::Error::custom("a shared segment smaller than its handle says"));
+            return Err(crate::codec::de_error("a shared segment smaller than its handle says"));
         }
         Ok(Segment { map, len, locked, _items: PhantomData })
     }
@@ -450,7 +482,7 @@ impl<T: Pod> RawArray<T> {
 }
 
 macro_rules! handle {
-    ($($name:ident),*) => {$(
+    ($($name:ident: locked $locked:expr, single $single:expr);*) => {$(
         impl<T: Pod> Clone for $name<T> {
             /// Another handle to the same memory.
             fn clone(&self) -> Self {
@@ -466,7 +498,11 @@ macro_rules! handle {
 
         impl<'de, T: Pod> Deserialize<'de> for $name<T> {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                Ok($name { segment: Arc::new(Segment::deserialize(deserializer)?) })
+                let segment = Segment::deserialize(deserializer)?;
+                if segment.locked != $locked || ($single && segment.len != 1) {
+                    return Err(crate::codec::de_error(concat!("this handle is not a ", stringify!($name))));
+                }
+                Ok($name { segment: Arc::new(segment) })
             }
         }
 
@@ -482,7 +518,12 @@ macro_rules! handle {
     )*};
 }
 
-handle!(Value, Array, RawValue, RawArray);
+handle!(
+    Value: locked true, single true;
+    Array: locked true, single false;
+    RawValue: locked false, single true;
+    RawArray: locked false, single false
+);
 
 impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -493,5 +534,48 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    /// What decoding `from`'s handle as a `To` gives.
+    fn reread<From: Serialize, To: serde::de::DeserializeOwned>(from: &From) -> Result<To> {
+        codec::decode(codec::encode(from)?)
+    }
+
+    #[test]
+    fn a_handle_decodes_only_as_what_it_is() {
+        let value = Value::new(7u32).unwrap();
+        assert_eq!(reread::<_, Value<u32>>(&value).unwrap().get(), 7);
+        let err = reread::<_, Value<u64>>(&value).unwrap_err().to_string();
+        assert!(err.contains("4-byte elements"), "{err}");
+        assert!(reread::<_, RawValue<u32>>(&value).is_err(), "a locked segment is not a raw one");
+        assert!(reread::<_, Value<u32>>(&Array::<u32>::new(3).unwrap()).is_err(), "an array is not a value");
+        assert!(reread::<_, Array<u32>>(&Array::<u32>::new(3).unwrap()).is_ok());
+
+        let lock = Lock::new().unwrap();
+        assert!(reread::<_, Lock>(&lock).is_ok());
+        let err = reread::<_, Semaphore>(&lock).unwrap_err().to_string();
+        assert!(err.contains("not a Semaphore"), "{err}");
+        assert!(reread::<_, Barrier>(&Condition::new().unwrap()).is_err());
+        assert!(
+            reread::<_, Event>(&Semaphore::new(1).unwrap()).is_ok(),
+            "the same shape: only typed channels tell them apart"
+        );
+    }
+
+    #[test]
+    fn an_element_type_aligned_past_the_segment_header_is_refused() {
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        #[repr(C, align(256))]
+        struct Wide([u8; 256]);
+        match Value::new(Wide([0; 256])) {
+            Err(Error::Codec(msg)) => assert!(msg.contains("alignment"), "{msg}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 }

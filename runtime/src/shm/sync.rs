@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::Segment;
 use crate::error::{Error, Result};
 
@@ -108,10 +106,7 @@ macro_rules! semaphore {
                 let mut v = value.load(SeqCst);
                 loop {
                     if v >= bound {
-                        return Err(Error::Io(std::io::Error::new(
-                            std::io::ErrorKind::InvalidInput,
-                            "semaphore or lock released too many times",
-                        )));
+                        return Err(Error::invalid_input("semaphore or lock released too many times"));
                     }
                     match value.compare_exchange(v, v + 1, SeqCst, SeqCst) {
                         Ok(_) => break,
@@ -135,28 +130,7 @@ macro_rules! semaphore {
 /// `Clone`, serde and `Debug` for a handle to a segment of three words.
 macro_rules! handle {
     ($name:ident) => {
-        impl Clone for $name {
-            /// Another handle to the same object.
-            fn clone(&self) -> Self {
-                $name { segment: self.segment.clone() }
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-                self.segment.serialize(serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                let segment = Segment::deserialize(deserializer)?;
-                if segment.len != 3 || segment.locked {
-                    return Err(serde::de::Error::custom(concat!("not a ", stringify!($name))));
-                }
-                Ok($name { segment: Arc::new(segment) })
-            }
-        }
+        sync_handle!($name, 3, false);
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
