@@ -130,8 +130,6 @@ struct Collected<R> {
     waiting: usize,
     /// Chunks in the order their results arrived, for `imap_unordered`.
     order: std::collections::VecDeque<usize>,
-    /// Chunks not in yet.
-    missing: usize,
 }
 
 impl<R> Collector<R> {
@@ -147,7 +145,6 @@ impl<R> Collector<R> {
                 done: (0..chunks).map(|_| None).collect(),
                 waiting: 0,
                 order: std::collections::VecDeque::new(),
-                missing: chunks,
             }),
             arrived: Condvar::new(),
             finish: Mutex::new(None),
@@ -262,7 +259,6 @@ impl<R> Collector<R> {
             }
             state.done[index] = Some(items);
             state.order.push_back(index);
-            state.missing -= 1;
         }
     }
 
