@@ -29,8 +29,8 @@ use std::time::Instant;
 
 use multiproc::Connection;
 
-mod common;
-use common::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+mod report;
+use report::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
 
 /// Rounds the measurements are spread over.
 const ROUNDS: usize = 3;

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use multiproc::Pool;
 
-mod common;
-use common::{Series, Target, cell, print_errors, print_targets, ratio, run_helper};
+mod report;
+use report::{Series, Target, cell, print_errors, print_targets, ratio, run_helper};
 
 /// Rounds the measurements are spread over.
 const ROUNDS: usize = 5;

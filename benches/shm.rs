@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use multiproc::{Event, Remote, Value};
 
-mod common;
-use common::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+mod report;
+use report::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
 
 const ROUNDS: usize = 5;
 /// Increments per process.

@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use multiproc::{Context, StartMethod};
 
-mod common;
-use common::{
+mod report;
+use report::{
     Series, Target, cell, compile_limits, print_errors, print_targets, ratio, ratio_cell, run_helper,
 };
 
