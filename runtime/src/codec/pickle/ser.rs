@@ -35,6 +35,17 @@ pub(super) struct Pickler {
     in_key: usize,
 }
 
+/// The `serialize_*` methods of the integers that fit an `i128`: every one
+/// is an `int` in Python.
+macro_rules! serialize_integer {
+    ($($method:ident: $ty:ty,)*) => {$(
+        fn $method(self, v: $ty) -> Result<(), PickleError> {
+            self.int(v.into());
+            Ok(())
+        }
+    )*};
+}
+
 impl Pickler {
     /// Starts a pickle of `protocol`, which must be 2 to 5.
     pub(super) fn new(protocol: u8) -> Self {
@@ -314,49 +325,16 @@ impl<'a> ser::Serializer for &'a mut Pickler {
         Ok(())
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<(), PickleError> {
-        self.int(v);
-        Ok(())
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
+    serialize_integer! {
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), PickleError> {
