@@ -584,3 +584,92 @@ fn every_start_method_runs_the_pool() {
         bounded("join", move || pool.join()).unwrap();
     }
 }
+
+/// An iterator whose size hint promises more items than it yields.
+struct Liar(std::ops::Range<u64>);
+
+impl Iterator for Liar {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (10, Some(10))
+    }
+}
+
+// Bad input to a call is the caller's error, at once; the pool goes on.
+#[test]
+fn a_zero_chunk_size_or_a_lying_iterator_is_refused() {
+    let pool = Pool::new(1).unwrap();
+    assert!(
+        matches!(pool.map_chunked(square, 0..10, 0), Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput)
+    );
+    assert!(matches!(pool.imap_chunked(square, 0..10, 0), Err(Error::Io(_))));
+    match bounded("map over a lying iterator", move || pool.map(square, Liar(0..3)).map(|_| pool)) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("size hint"), "{e}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+/// Decodes only even numbers (in the worker: the parent encodes fine).
+#[derive(Debug, Clone, Copy)]
+struct EvenOnly(u32);
+
+impl serde::Serialize for EvenOnly {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EvenOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        if v % 2 == 1 { Err(serde::de::Error::custom("odd")) } else { Ok(EvenOnly(v)) }
+    }
+}
+
+#[multiproc::remote]
+fn take_even(x: EvenOnly) -> u32 {
+    x.0
+}
+
+// Arguments the worker cannot decode fail their chunk as a codec error;
+// the worker and the pool go on.
+#[test]
+fn arguments_that_do_not_decode_in_the_worker_fail_their_chunk() {
+    let pool = Pool::new(1).unwrap();
+    let results: Vec<_> = pool.imap(take_even, [EvenOnly(2), EvenOnly(3), EvenOnly(4)]).unwrap().collect();
+    assert_eq!(results[0].as_ref().ok(), Some(&2));
+    match &results[1] {
+        Err(Error::Codec(msg)) => assert!(msg.contains("arguments"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(results[2].as_ref().ok(), Some(&4));
+}
+
+#[multiproc::remote]
+fn length(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+// A worker that stops reading (SIGSTOP) while the pool sends it a task
+// larger than its socket takes is killed after the send timeout, and the
+// task runs on its replacement: the scheduler never hangs on a send.
+#[test]
+fn a_stopped_worker_is_replaced_instead_of_blocking_the_scheduler() {
+    let pool = Pool::new(1).unwrap();
+    let pid = pool.apply(pid_of, (0,)).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGSTOP)
+        .unwrap();
+    let t0 = Instant::now();
+    let (len, replacement) = bounded("a task sent to a stopped worker", move || {
+        let len = pool.apply(length, (vec![7u8; 4 << 20],));
+        (len, pool.apply(pid_of, (0,)))
+    });
+    assert_eq!(len.unwrap(), 4 << 20);
+    // Two send timeouts of 2 s at most (see the scheduler), and the restart.
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_ne!(replacement.unwrap(), pid);
+    assert!(common::gone_within(pid, Duration::from_secs(5)), "the stopped worker was not killed");
+}

@@ -40,10 +40,13 @@ const SMALL_TASK: usize = 16 << 10;
 const PIPELINE_BYTES: usize = 64 << 10;
 
 /// A task is sent to a worker that waits for it, or fits in its socket's
-/// buffer, so a send only takes as long as copying. One that takes longer
+/// buffer, so a send only takes as long as copying. One that stalls longer
 /// than this means the worker has stopped (SIGSTOP, say): it is killed
-/// rather than left to hang the pool.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// rather than left to hang the pool. The kernel counts the timeout per
+/// system call (`SO_SNDTIMEO`), and a call that sent part of a task before
+/// it stalled counts as progress: a task larger than the socket's buffer
+/// can wait twice this long before its worker is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a worker that was told to stop may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(1);
