@@ -567,3 +567,17 @@ fn sigkill_of_a_holder_leaves_nothing_behind() {
     assert!(matches!(join(holder), Err(Error::ProcessDied { exitcode: -9, .. })));
     assert_eq!(dev_shm(), shm_before, "something was left in /dev/shm");
 }
+
+// Bad input and self-deadlock are reported, never waited on.
+#[test]
+fn a_barrier_of_none_and_a_value_locked_twice_are_refused() {
+    assert!(
+        matches!(multiproc::Barrier::new(0), Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput)
+    );
+    let v = Value::new(1u8).unwrap();
+    let held = v.lock();
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.get()));
+    assert!(again.is_err(), "locking a value this thread holds panics instead of waiting forever");
+    drop(held);
+    assert_eq!(v.get(), 1);
+}
