@@ -124,17 +124,26 @@ fn measure_throughput(into: bool) -> Result<Vec<f64>, String> {
     Ok(samples)
 }
 
+/// The workloads this binary measures as a worker, by the name the worker
+/// is given and the name of their series.
+const WORKLOADS: [(&str, &str); 3] = [
+    ("rtt", "multiproc_rtt"),
+    ("throughput", "multiproc_throughput"),
+    ("throughput_into", "multiproc_throughput_into"),
+];
+
 /// The worker: measures one workload and prints its samples.
 fn worker(workload: &str) {
-    let (name, samples) = match workload {
-        "rtt" => ("multiproc_rtt", measure_rtt()),
-        "throughput" => ("multiproc_throughput", measure_throughput(false)),
-        "throughput_into" => ("multiproc_throughput_into", measure_throughput(true)),
+    let samples = match workload {
+        "rtt" => measure_rtt(),
+        "throughput" => measure_throughput(false),
+        "throughput_into" => measure_throughput(true),
         other => {
             eprintln!("unknown workload {other:?}");
             std::process::exit(2);
         }
     };
+    let name = WORKLOADS.iter().find(|(w, _)| *w == workload).map_or(workload, |(_, name)| name);
     match samples {
         Ok(samples) => {
             let cells: Vec<String> = samples.iter().map(|s| format!("{s:.6}")).collect();
@@ -163,16 +172,18 @@ impl Placement {
         }
     }
 
-    /// A command running `program` in this placement.
-    fn command(self, program: &std::path::Path) -> Command {
-        match self {
+    /// A command running `program` with `args` in this placement.
+    fn command(self, program: &std::path::Path, args: &[&str]) -> Command {
+        let mut cmd = match self {
             Placement::Unpinned => Command::new(program),
             Placement::Pinned => {
                 let mut cmd = Command::new("taskset");
                 cmd.args(["-c", "0"]).arg(program);
                 cmd
             }
-        }
+        };
+        cmd.args(args);
+        cmd
     }
 }
 
@@ -202,52 +213,26 @@ fn main() {
                     series.add_all(p, &[key], printed);
                 }
             };
-            for workload in ["rtt", "throughput", "throughput_into"] {
-                let name = match workload {
-                    "rtt" => "multiproc_rtt",
-                    "throughput" => "multiproc_throughput",
-                    _ => "multiproc_throughput_into",
-                };
+            for (workload, name) in WORKLOADS {
                 run(
                     name,
                     me.clone().map(|me| {
-                        let mut cmd = placement.command(&me);
+                        let mut cmd = placement.command(&me, &[]);
                         cmd.env(WORKER, workload);
                         cmd
                     }),
                 );
             }
-            run(
-                "python_rtt",
-                Ok({
-                    let mut cmd = placement.command(python);
-                    cmd.args([PYTHON_SCRIPT, "rtt", &samples, &rtt_batch]);
-                    cmd
-                }),
-            );
+            let (s, rb, tb, ts) = (samples.as_str(), rtt_batch.as_str(), tp_batch.as_str(), tp_size.as_str());
+            run("python_rtt", Ok(placement.command(python, &[PYTHON_SCRIPT, "rtt", s, rb])));
             run(
                 "python_throughput",
-                Ok({
-                    let mut cmd = placement.command(python);
-                    cmd.args([PYTHON_SCRIPT, "throughput", &samples, &tp_batch, &tp_size]);
-                    cmd
-                }),
+                Ok(placement.command(python, &[PYTHON_SCRIPT, "throughput", s, tb, ts])),
             );
-            run(
-                "bare_rtt",
-                limits.clone().map(|exe| {
-                    let mut cmd = placement.command(&exe);
-                    cmd.args(["rtt", &samples, &rtt_batch]);
-                    cmd
-                }),
-            );
+            run("bare_rtt", limits.clone().map(|exe| placement.command(&exe, &["rtt", s, rb])));
             run(
                 "bare_throughput",
-                limits.clone().map(|exe| {
-                    let mut cmd = placement.command(&exe);
-                    cmd.args(["throughput", &samples, &tp_batch, &tp_size]);
-                    cmd
-                }),
+                limits.clone().map(|exe| placement.command(&exe, &["throughput", s, tb, ts])),
             );
         }
     }
