@@ -61,7 +61,11 @@ fn start_thread() -> io::Result<Sender<Job>> {
 fn run(job: Job) {
     match job {
         Job::Exec { image, keep, reply } => {
-            let _ = reply.send(sys::process::spawn_exec(&image, keep.as_fd()));
+            let started = sys::process::spawn_exec(&image, keep.as_fd());
+            // The child has its copy: ours is closed before the caller
+            // hears back, so the caller never sees it open.
+            drop(keep);
+            let _ = reply.send(started);
         }
         Job::Fork { channel, reply } => {
             warn_if_threaded();
