@@ -26,7 +26,7 @@ pub use process::{
 pub use registry::Remote;
 pub use shm::{
     Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, Pod,
-    RLock, RawArray, RawValue, Semaphore, Value, ValueGuard, Zeroable,
+    RLock, RawArray, RawValue, Semaphore, SharedMemory, Value, ValueGuard, Zeroable,
 };
 pub use start::{StartMethod, get_start_method, set_start_method};
 

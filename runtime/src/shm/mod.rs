@@ -54,11 +54,13 @@ macro_rules! sync_handle {
 mod barrier;
 mod condition;
 mod lock;
+mod named;
 mod sync;
 
 pub use barrier::Barrier;
 pub use condition::{Condition, ConditionGuard};
 pub use lock::{Lock, LockGuard, RLock};
+pub use named::SharedMemory;
 pub use sync::{BoundedSemaphore, Event, Semaphore};
 
 use std::fmt;

@@ -16,7 +16,7 @@ use crate::sys;
 use crate::sys::process::ExecImage;
 
 use super::spec::{ChildSpec, Outcome};
-use super::{StartMethod, forkserver, identity};
+use super::{StartMethod, forkserver, identity, tracker};
 
 /// The environment variable that marks a re-executed child. Its value is
 /// `1:<role>:<fd>:<token>:<parent pid>`: protocol version, `spawn` or
@@ -39,6 +39,7 @@ const SPEC_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) enum Role {
     Spawned,
     ForkServer,
+    Tracker,
 }
 
 impl Role {
@@ -46,6 +47,7 @@ impl Role {
         match self {
             Role::Spawned => "spawn",
             Role::ForkServer => "forkserver",
+            Role::Tracker => "tracker",
         }
     }
 }
@@ -61,6 +63,12 @@ fn on_load(startup: &sys::ctor::Startup) {
     };
     sys::env::remove_var_single_threaded(CHILD_ENV);
     let (role, fd, token, parent) = parse(&value).unwrap_or_else(|msg| refuse(&msg));
+    if role == Role::Tracker {
+        // The tracker outlives its parent on purpose, and runs no user code.
+        let channel = sys::fd::adopt_inherited_socket(fd)
+            .unwrap_or_else(|e| refuse(&format!("{CHILD_ENV} names fd {fd}, which is unusable: {e}")));
+        tracker::serve(channel);
+    }
     // First thing: die with the parent, and make sure it is still there.
     if let Err(e) = sys::process::die_with_parent(parent) {
         refuse(&format!("the parent (pid {parent}) is gone: {e}"));
@@ -73,6 +81,7 @@ fn on_load(startup: &sys::ctor::Startup) {
     match role {
         Role::Spawned => run_child(channel, Some(token), StartMethod::Spawn),
         Role::ForkServer => forkserver::serve(channel, token),
+        Role::Tracker => unreachable!("the tracker is served above"),
     }
 }
 
@@ -88,6 +97,7 @@ fn parse(value: &OsStr) -> Result<(Role, RawFd, u64, u32), String> {
     let role = match role {
         "spawn" => Role::Spawned,
         "forkserver" => Role::ForkServer,
+        "tracker" => Role::Tracker,
         _ => return Err(garbled()),
     };
     let fd = fd.parse().map_err(|_| garbled())?;

@@ -113,6 +113,14 @@ pub(crate) fn exec_server(control: OwnedFd) -> io::Result<u32> {
     submit(|reply| Job::Exec { image, keep: control, reply })
 }
 
+/// Starts a process executing `image` that does not stay this process's
+/// child: it leaves at once (see `sys::process::detach`), and the one that
+/// leaves is reaped here.
+pub(crate) fn spawn_detached(image: ExecImage, keep: OwnedFd) -> io::Result<()> {
+    let pid = submit(|reply| Job::Exec { image, keep, reply })?;
+    sys::process::reap(pid).map(drop)
+}
+
 /// Starts a child as a fork of this process.
 pub(crate) fn fork_child(channel: OwnedFd) -> io::Result<ChildWatch> {
     let pid = submit(|reply| Job::Fork { channel, reply })?;

@@ -18,6 +18,7 @@ mod forkserver;
 pub(crate) mod identity;
 mod launcher;
 pub(crate) mod spec;
+pub(crate) mod tracker;
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -173,4 +174,5 @@ fn reset_after_fork(proof: &sys::process::ForkedChild) {
     forkserver::reset_after_fork(proof);
     launcher::reset_after_fork(proof);
     identity::reset_after_fork(proof);
+    tracker::reset_after_fork(proof);
 }

@@ -52,6 +52,41 @@ pub(crate) fn close_all_except(keep: RawFd) {
     }
 }
 
+/// How [`flock`] locks a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileLock {
+    /// Many holders at once.
+    Shared,
+    /// One holder, and no shared one.
+    Exclusive,
+}
+
+/// Takes a `flock` lock on the open file `fd` refers to, waiting for it.
+///
+/// The lock belongs to the open file description, not to the process: every
+/// fd that shares it (a `dup`, a copy sent to another process) holds it, and
+/// it goes away when the last of them is closed, however that process ends.
+pub(crate) fn flock(fd: BorrowedFd<'_>, lock: FileLock) -> io::Result<()> {
+    let op = match lock {
+        FileLock::Shared => libc::LOCK_SH,
+        FileLock::Exclusive => libc::LOCK_EX,
+    };
+    // SAFETY: flock only changes the lock of an open fd.
+    super::cvt_retry(|| unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
+}
+
+/// Points the standard streams at `/dev/null`, for a process that must not
+/// keep its parent's terminal or pipes open.
+pub(crate) fn null_standard_streams() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    for target in 0..3 {
+        // SAFETY: dup2 only changes what the standard stream numbers refer
+        // to; `null` stays open and owned.
+        cvt(unsafe { libc::dup2(null.as_raw_fd(), target) })?;
+    }
+    Ok(())
+}
+
 /// The fd of a handle (a `Connection`, ...): an `OwnedFd` that a child
 /// forked from this process does not keep.
 ///

@@ -108,6 +108,24 @@ pub(crate) fn die_with_parent(expected_parent: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Leaves the parent and the session: forks, ends the original process at
+/// once (its parent reaps it), and makes the copy the leader of a new
+/// session, with no controlling terminal, so that neither the death of the
+/// parent nor a signal to the parent's process group or terminal reaches
+/// it. Call it only while the process has a single thread.
+pub(crate) fn detach() -> io::Result<()> {
+    // SAFETY: the caller runs single-threaded, so the child is a complete
+    // copy with no lock held by a vanished thread.
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid != 0 {
+        exit_immediately(0);
+    }
+    // SAFETY: setsid takes no arguments and changes only this process's
+    // session and process group.
+    cvt(unsafe { libc::setsid() })?;
+    Ok(())
+}
+
 /// Sets the name the kernel shows for this thread (and, for the main
 /// thread, the process: `/proc/self/comm`, `ps`, `top`), cut to 15 bytes.
 pub(crate) fn set_comm(name: &OsStr) {
@@ -257,6 +275,8 @@ fn change_mask(how: libc::c_int, signals: &[i32]) {
 
 /// `SIGINT`, blocked by the fork server.
 pub(crate) const SIGINT: i32 = libc::SIGINT;
+/// `SIGHUP`, ignored by the tracker.
+pub(crate) const SIGHUP: i32 = libc::SIGHUP;
 /// `SIGPIPE`, ignored in children as Rust's `main` does.
 pub(crate) const SIGPIPE: i32 = libc::SIGPIPE;
 

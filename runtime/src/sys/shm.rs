@@ -87,6 +87,10 @@ impl Mapping {
         self.len
     }
 
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     /// The address of `count` `T`s at `offset`, checked to be inside the
     /// segment and aligned.
     fn at<T>(&self, offset: usize, count: usize) -> *mut T {
@@ -181,6 +185,84 @@ impl Mapping {
             )),
             e => Err(io::Error::from_raw_os_error(e)),
         }
+    }
+}
+
+impl Mapping {
+    /// Copies `buf.len()` bytes at `offset` into `buf`.
+    ///
+    /// Without a lock: bytes another process writes meanwhile may be seen
+    /// in part, but every bit pattern is a valid byte.
+    pub(crate) fn copy_out(&self, offset: usize, buf: &mut [u8]) {
+        let src = self.at::<u8>(offset, buf.len());
+        // SAFETY: `at` checked that the range is inside the mapping; `buf`
+        // is a distinct, private buffer.
+        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// Copies `data` to `offset` (see [`copy_out`](Mapping::copy_out)).
+    pub(crate) fn copy_in(&self, offset: usize, data: &[u8]) {
+        let dst = self.at::<u8>(offset, data.len());
+        // SAFETY: as for `copy_out`; bytes have no invalid values, so a
+        // reader racing with this copy sees bytes, never an invalid value.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) }
+    }
+}
+
+/// Gives the unnamed file `file` (opened with `O_TMPFILE`) the name `path`,
+/// in one step: no process can see the name before the file is complete.
+/// Fails with `AlreadyExists` if the name is taken.
+pub(crate) fn publish(file: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL in a number");
+    let target = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: both are valid C strings for the call; linkat only adds a
+    // name for the file the magic link refers to.
+    cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// The direct views of a named block: they are here because a view of
+/// memory other processes write cannot be made safe by the runtime alone.
+impl crate::shm::SharedMemory {
+    /// The whole block as a byte slice.
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives, no process (this one included, through any
+    /// handle) may write the block: Rust assumes the bytes behind a `&[u8]`
+    /// do not change. Hold a lock that every writer takes, or use
+    /// [`read_at`](crate::SharedMemory::read_at), which copies.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        let map = self.mapping();
+        // SAFETY: the range is the whole mapping, valid while `self` lives;
+        // the caller promises that nothing writes it meanwhile.
+        unsafe { std::slice::from_raw_parts(map.at::<u8>(0, map.len()), map.len()) }
+    }
+
+    /// The whole block as a mutable byte slice.
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives, no other process may read or write the block,
+    /// and no other handle in this process may be used to: Rust assumes a
+    /// `&mut [u8]` is the only access to its bytes. Hold a lock that every
+    /// user takes, or use [`write_at`](crate::SharedMemory::write_at), which
+    /// copies.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        let map = self.mapping();
+        // SAFETY: as for `as_slice`, with the caller promising exclusive
+        // access.
+        unsafe { std::slice::from_raw_parts_mut(map.at::<u8>(0, map.len()), map.len()) }
     }
 }
 
