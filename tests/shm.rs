@@ -529,6 +529,97 @@ fn a_timeout_breaks_the_barrier_for_everyone() {
     assert!(b.broken());
 }
 
+/// Holds the barrier without ever waiting on it, says so, and sleeps.
+#[multiproc::remote]
+fn hold_barrier(_b: multiproc::Barrier, ready: Connection<u32>) {
+    ready.send(std::process::id()).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+/// Takes the barrier and lets go of it.
+#[multiproc::remote]
+fn look_at_barrier(b: multiproc::Barrier) -> u32 {
+    b.parties()
+}
+
+/// Ends the process while a handle to the barrier is still alive.
+#[multiproc::remote]
+fn exit_holding_barrier(b: multiproc::Barrier) {
+    std::mem::forget(b);
+    std::process::exit(0);
+}
+
+fn until_waiting(b: &multiproc::Barrier, n: u32) {
+    let deadline = Instant::now() + LIMIT;
+    while b.n_waiting() < n {
+        assert!(Instant::now() < deadline, "{n} parties never waited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Where CPython waits forever: a party killed before it arrives breaks the
+/// barrier for the parties waiting for it, at once rather than at their
+/// timeout; after a reset, the barrier works again.
+#[test]
+fn a_party_killed_before_it_arrives_breaks_the_barrier() {
+    let b = multiproc::Barrier::new(3).unwrap();
+    let waiter = multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap();
+    let (ours, theirs) = multiproc::pipe::<u32>().unwrap();
+    let mut doomed = multiproc::spawn(hold_barrier, (b.clone(), theirs)).unwrap();
+    assert!(ours.poll(LIMIT).unwrap(), "the party never started");
+    assert_eq!(ours.recv().unwrap(), doomed.pid());
+    until_waiting(&b, 1);
+    let t0 = Instant::now();
+    doomed.kill().unwrap();
+    assert!(join(waiter).unwrap(), "the waiting party was not told the barrier broke");
+    assert!(t0.elapsed() < Duration::from_secs(10), "broken only by the timeout, after {:?}", t0.elapsed());
+    assert!(b.broken());
+    assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+    b.reset();
+    let others: Vec<_> = (0..2).map(|_| multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap()).collect();
+    b.wait_timeout(LIMIT).unwrap();
+    for other in others {
+        assert!(!join(other).unwrap(), "a party of the round after the reset was broken");
+    }
+}
+
+#[test]
+fn a_party_killed_while_waiting_breaks_the_barrier() {
+    let b = multiproc::Barrier::new(3).unwrap();
+    let mut waiters: Vec<_> =
+        (0..2).map(|_| multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap()).collect();
+    until_waiting(&b, 2);
+    let t0 = Instant::now();
+    waiters[0].kill().unwrap();
+    assert!(join(waiters.pop().unwrap()).unwrap(), "the other waiting party was not told the barrier broke");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert!(b.broken());
+}
+
+#[test]
+fn a_process_that_exits_holding_the_barrier_breaks_it() {
+    let b = multiproc::Barrier::new(2).unwrap();
+    let waiter = multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap();
+    until_waiting(&b, 1);
+    let ended = join(multiproc::spawn(exit_holding_barrier, (b.clone(),)).unwrap());
+    assert!(matches!(ended, Err(Error::ProcessDied { exitcode: 0, .. })), "{ended:?}");
+    assert!(join(waiter).unwrap(), "the waiting party was not told the barrier broke");
+}
+
+/// A process that took a handle and dropped it was no party: the barrier
+/// stays whole after it ends.
+#[test]
+fn a_process_that_lets_go_of_the_barrier_does_not_break_it() {
+    let b = multiproc::Barrier::new(2).unwrap();
+    for _ in 0..3 {
+        assert_eq!(join(multiproc::spawn(look_at_barrier, (b.clone(),)).unwrap()).unwrap(), 2);
+    }
+    let other = multiproc::spawn(wait_at, (b.clone(), 20_000)).unwrap();
+    b.wait_timeout(LIMIT).unwrap();
+    assert!(!join(other).unwrap());
+    assert!(!b.broken());
+}
+
 /// Makes shared objects of every kind, hands some to a grandchild, says
 /// so, and waits to be killed.
 #[multiproc::remote]

@@ -19,6 +19,7 @@ pub(crate) mod identity;
 mod launcher;
 pub(crate) mod spec;
 pub(crate) mod tracker;
+pub(crate) mod watch;
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -175,4 +176,5 @@ fn reset_after_fork(proof: &sys::process::ForkedChild) {
     launcher::reset_after_fork(proof);
     identity::reset_after_fork(proof);
     tracker::reset_after_fork(proof);
+    watch::reset_after_fork(proof);
 }

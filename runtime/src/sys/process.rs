@@ -337,3 +337,15 @@ pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
 pub(crate) fn thread_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
+
+/// When process `pid` started, in clock ticks since boot: with the pid, it
+/// names one process for good, where the pid alone may be reused.
+pub(crate) fn start_time(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces: fields are counted
+    // from the last ')'. `starttime` is field 22; state is field 3.
+    let after = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
+    after.split_whitespace().nth(19).and_then(|f| f.parse().ok()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("/proc/{pid}/stat has no start time"))
+    })
+}
