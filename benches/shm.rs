@@ -9,12 +9,20 @@
 //! (half a ping-pong of two events). Prints one table and the ratios the
 //! project targets. A missed target is reported, never asserted.
 //!
+//! The two adding processes start together, in all three: the child says
+//! it is ready through a flag in shared memory and waits for a start flag;
+//! the clock runs from the start flag until both have finished, the child
+//! saying so by a third flag. (Timing from before the child's start, as
+//! the first version did, let the parent add alone, uncontended, for as
+//! long as a start takes, and a bare `fork` starts sooner than a
+//! `multiproc::spawn`.)
+//!
 //! Run with `cargo bench --bench shm`.
 
 use std::process::Command;
 use std::time::Instant;
 
-use multiproc::{Event, Remote, Value};
+use multiproc::{Event, RawArray, Value};
 
 mod report;
 use report::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
@@ -27,11 +35,26 @@ const UNCONTENDED: u32 = 1_000_000;
 
 const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/shm.py");
 
-#[multiproc::remote]
-fn add(v: Value<i64>, n: u32) {
+/// The flags the two adding processes start and end by.
+const READY: usize = 0;
+const GO: usize = 1;
+const DONE: usize = 2;
+
+fn add(v: &Value<i64>, n: u32) {
     for _ in 0..n {
         *v.lock() += 1;
     }
+}
+
+/// The child's side: ready, wait for the start, add, done.
+#[multiproc::remote]
+fn add_together(v: Value<i64>, n: u32, flags: RawArray<u32>) {
+    flags.set(READY, 1);
+    while flags.get(GO) == 0 {
+        std::hint::spin_loop();
+    }
+    add(&v, n);
+    flags.set(DONE, 1);
 }
 
 /// Ping-pongs of two events per latency sample.
@@ -67,13 +90,19 @@ fn event_latency() -> Result<f64, String> {
 /// uncontended lock + unlock.
 fn measure() -> Result<(f64, f64), String> {
     let v = Value::new(0i64).map_err(|e| e.to_string())?;
-    // The child is started before the clock, as the others fork inside it:
-    // a start costs about a millisecond either way.
+    let flags = RawArray::<u32>::new(3).map_err(|e| e.to_string())?;
+    let child = multiproc::spawn(add_together, (v.clone(), N, flags.clone())).map_err(|e| e.to_string())?;
+    while flags.get(READY) == 0 {
+        std::hint::spin_loop();
+    }
     let t0 = Instant::now();
-    let child = multiproc::spawn(add, (v.clone(), N)).map_err(|e| e.to_string())?;
-    add.call((v.clone(), N));
-    child.join().map_err(|e| e.to_string())?;
+    flags.set(GO, 1);
+    add(&v, N);
+    while flags.get(DONE) == 0 {
+        std::hint::spin_loop();
+    }
     let dt = t0.elapsed().as_secs_f64();
+    child.join().map_err(|e| e.to_string())?;
     if v.get() != 2 * i64::from(N) {
         return Err(format!("lost increments: {}", v.get()));
     }

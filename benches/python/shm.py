@@ -21,6 +21,18 @@ def add(v, n):
             v.value += 1
 
 
+READY, GO, DONE = 0, 1, 2
+
+
+def add_together(v, n, flags):
+    """The child's side: ready, wait for the start, add, done."""
+    flags[READY] = 1
+    while not flags[GO]:
+        pass
+    add(v, n)
+    flags[DONE] = 1
+
+
 PINGS = 2_000
 
 
@@ -48,12 +60,20 @@ def event_latency():
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     v = multiprocessing.Value("q", 0)
-    t0 = time.perf_counter()
-    p = multiprocessing.Process(target=add, args=(v, n))
+    # Both start together: the clock runs from the start flag until both
+    # are done.
+    flags = multiprocessing.RawArray("i", 3)
+    p = multiprocessing.Process(target=add_together, args=(v, n, flags))
     p.start()
+    while not flags[READY]:
+        pass
+    t0 = time.perf_counter()
+    flags[GO] = 1
     add(v, n)
-    p.join()
+    while not flags[DONE]:
+        pass
     dt = time.perf_counter() - t0
+    p.join()
     if v.value != 2 * n:
         raise RuntimeError(f"lost increments: {v.value}")
     print(f"SAMPLES ops_per_s {2 * n / dt:.3f}")
