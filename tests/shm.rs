@@ -412,6 +412,18 @@ fn condition_waits_time_out_and_wait_for_gives_the_last_value() {
     );
     assert!(calls >= 2, "the predicate is asked again at the deadline");
     assert!(g.wait_for(|| true, Some(Duration::ZERO)).unwrap());
+    // Another thread finds the lock held: try gives up at once, a timeout
+    // after its time.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(c.try_acquire().unwrap().is_none());
+            let t0 = Instant::now();
+            assert!(c.acquire_timeout(Duration::from_millis(50)).unwrap().is_none());
+            assert!(t0.elapsed() >= Duration::from_millis(50));
+        });
+    });
+    drop(g);
+    assert!(c.acquire_timeout(Duration::from_millis(50)).unwrap().is_some());
 }
 
 #[multiproc::remote]

@@ -70,7 +70,20 @@ impl Condition {
     ///
     /// As [`acquire`](Condition::acquire).
     pub fn try_acquire(&self) -> Result<Option<ConditionGuard<'_>>> {
-        let locked = self.segment.map.lock(0, Some(Instant::now()))?;
+        self.acquire_until(Instant::now())
+    }
+
+    /// Waits at most `timeout` for the lock: `Ok(None)` if it did not come.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Condition::acquire).
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<ConditionGuard<'_>>> {
+        self.acquire_until(Instant::now() + timeout)
+    }
+
+    fn acquire_until(&self, deadline: Instant) -> Result<Option<ConditionGuard<'_>>> {
+        let locked = self.segment.map.lock(0, Some(deadline))?;
         Ok(locked.map(|locked| ConditionGuard { segment: &self.segment, locked: Some(locked) }))
     }
 }
