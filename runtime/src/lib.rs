@@ -7,6 +7,7 @@ pub mod connection;
 mod error;
 mod pool;
 mod process;
+mod queue;
 mod registry;
 mod shm;
 mod start;
@@ -23,6 +24,7 @@ pub use process::{
     Context, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,
     parent_process, spawn,
 };
+pub use queue::{Iter as QueueIter, JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 pub use registry::Remote;
 pub use shm::{
     Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, Pod,

@@ -39,6 +39,29 @@ pub(crate) fn wait_readable<const N: usize>(
     }
 }
 
+/// Waits until `fd` has room to write, or until `deadline` passes. False
+/// if the time ran out.
+pub(crate) fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut pollfd = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 }];
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => {
+                d.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(i32::MAX as u128)
+                    as libc::c_int
+            }
+        };
+        // SAFETY: `pollfd` is a valid array of one entry.
+        match cvt(unsafe { libc::poll(pollfd.as_mut_ptr(), 1, timeout_ms) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(0) if deadline.is_some_and(|d| Instant::now() < d) => continue,
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Like [`wait_readable`] for a list whose length is known only at run time.
 pub(crate) fn wait_readable_many(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<Vec<bool>> {
     let mut pollfds: Vec<libc::pollfd> =

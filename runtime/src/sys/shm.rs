@@ -9,7 +9,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytemuck::Pod;
@@ -267,6 +267,15 @@ impl crate::shm::SharedMemory {
 }
 
 impl Mapping {
+    /// The `u64` at `offset` as an atomic shared with every process that
+    /// maps the segment.
+    pub(crate) fn atomic64(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: as for `atomic`: `at` checked bounds and alignment
+        // (AtomicU64 has the size and alignment of u64 on the targets
+        // with 64-bit atomics, which this crate requires).
+        unsafe { AtomicU64::from_ptr(self.at::<u64>(offset, 1)) }
+    }
+
     /// The `u32` at `offset` as an atomic shared with every process that
     /// maps the segment.
     pub(crate) fn atomic(&self, offset: usize) -> &AtomicU32 {

@@ -15,11 +15,20 @@ struct CmsgBuffer([u8; 1024]);
 
 /// A connected pair of close-on-exec Unix stream sockets.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    pair(libc::SOCK_STREAM)
+}
+
+/// A connected pair of close-on-exec Unix sockets that keep message
+/// boundaries (`SOCK_SEQPACKET`): each `sendmsg` is received whole by one
+/// `recvmsg`, with its fds.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    pair(libc::SOCK_SEQPACKET)
+}
+
+fn pair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two fds socketpair writes.
-    cvt(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    })?;
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
     // SAFETY: socketpair succeeded, so both numbers are fresh fds that
     // nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -33,6 +42,25 @@ pub(crate) fn send_vectored_with_fds(
     sock: BorrowedFd<'_>,
     bufs: &[IoSlice<'_>],
     fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    send_raw(sock, bufs, fds, 0)
+}
+
+/// Like [`send_vectored_with_fds`], but `WouldBlock` instead of waiting
+/// for room.
+pub(crate) fn try_send_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    send_raw(sock, &[IoSlice::new(buf)], fds, libc::MSG_DONTWAIT)
+}
+
+fn send_raw(
+    sock: BorrowedFd<'_>,
+    bufs: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+    flags: libc::c_int,
 ) -> io::Result<usize> {
     if fds.len() > MAX_FDS_PER_MESSAGE {
         return Err(io::Error::new(
@@ -67,7 +95,7 @@ pub(crate) fn send_vectored_with_fds(
         }
     }
     // SAFETY: `msg` points at live iovecs and a live control buffer.
-    let n = cvt_retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    let n = cvt_retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) })?;
     Ok(n as usize)
 }
 
@@ -81,8 +109,21 @@ pub(crate) fn recv_with_fds(
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
 ) -> io::Result<usize> {
+    let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
     // SAFETY: `buf` is `buf.len()` writable bytes.
-    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds, nonblocking) }
+    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds, flags) }
+}
+
+/// Looks at the next message without taking it, and without waiting: its
+/// bytes go to `buf`, and copies of its fds to `fds`. `WouldBlock` if there
+/// is none.
+pub(crate) fn peek_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    // SAFETY: `buf` is `buf.len()` writable bytes.
+    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds, libc::MSG_DONTWAIT | libc::MSG_PEEK) }
 }
 
 /// Receives up to `max` bytes with one `recvmsg` and appends them to `buf`,
@@ -97,9 +138,10 @@ pub(crate) fn recv_append(
 ) -> io::Result<usize> {
     buf.reserve(max);
     let spare = buf.spare_capacity_mut();
+    let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
     // SAFETY: `spare` is at least `max` bytes of the vector's allocation;
     // the kernel only writes to them, and never reads them.
-    let n = unsafe { recv_raw(sock, spare.as_mut_ptr().cast(), max, fds, nonblocking) }?;
+    let n = unsafe { recv_raw(sock, spare.as_mut_ptr().cast(), max, fds, flags) }?;
     // SAFETY: recvmsg initialized the first `n <= max` bytes of the spare
     // capacity, which directly follow the initialized ones.
     unsafe { buf.set_len(buf.len() + n) };
@@ -117,7 +159,7 @@ unsafe fn recv_raw(
     ptr: *mut u8,
     len: usize,
     fds: &mut Vec<OwnedFd>,
-    nonblocking: bool,
+    extra_flags: libc::c_int,
 ) -> io::Result<usize> {
     let mut cmsg = CmsgBuffer([0; 1024]);
     let mut iov = libc::iovec { iov_base: ptr.cast(), iov_len: len };
@@ -127,10 +169,7 @@ unsafe fn recv_raw(
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.0.as_mut_ptr().cast();
     msg.msg_controllen = cmsg.0.len() as _;
-    let mut flags = libc::MSG_CMSG_CLOEXEC;
-    if nonblocking {
-        flags |= libc::MSG_DONTWAIT;
-    }
+    let flags = libc::MSG_CMSG_CLOEXEC | extra_flags;
     // SAFETY: `msg` points at a live iovec over the caller's `len` writable
     // bytes and at a live control buffer of the size it states.
     let n = cvt_retry(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) })? as usize;

@@ -1,0 +1,630 @@
+//! The shared ring under every queue: encoded items in a byte ring in a
+//! shared segment, with two robust locks, one for the producers and one
+//! for the consumers, and futexes to sleep on.
+//!
+//! An item is a 16-byte header (payload length, flags, and the number of
+//! its fd message) followed by its payload, and may wrap around the end of
+//! the ring. A producer copies an item into the free space after `TAIL`,
+//! then moves `TAIL` past it: a consumer never sees part of an item that
+//! fits. A consumer copies it out, then moves `HEAD` past it: a consumer
+//! killed while copying leaves the item for the next one.
+//!
+//! An item larger than the free space is streamed: the producer writes
+//! what fits and moves `TAIL`, waits for room, and goes on, holding the
+//! producers' lock all along so that items do not interleave; the consumer
+//! holding the consumers' lock reads it as it comes. Either side's death is
+//! repaired by the next holder of its lock (a robust mutex tells it):
+//! - a producer that dies half-way leaves `PUT_START` set: the next
+//!   producer marks the item aborted (`ABORTED`, `ABORT_AT`), and the
+//!   consumer reading it drops what it has;
+//! - a consumer that dies half-way leaves `GET_START` set: the next
+//!   consumer skips the rest of that item.
+//!
+//! A consumer that waits for the rest of a streamed item also watches the
+//! producer's pidfd, so that it learns of the producer's death without
+//! waiting for another producer to come.
+//!
+//! fds cannot live in shared memory: the fds of an item travel as one
+//! message on a `SOCK_SEQPACKET` pair that every handle holds, numbered
+//! from `FD_SEQ`, sent (by the holder of the producers' lock) before the
+//! item is visible and taken (by the holder of the consumers' lock) when
+//! it is read. A message whose item was never published is dropped; an
+//! item whose message was taken by a consumer that then died is dropped
+//! too, as its handles died with that consumer.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::time::Instant;
+
+use crate::codec::Encoded;
+use crate::error::{Error, Result};
+use crate::start::watch::{self, Member};
+use crate::sys;
+use crate::sys::shm::Mapping;
+
+// The segment's layout. Positions (`HEAD`, `TAIL`, ...) count bytes since
+// the queue was made; the ring offset is the position modulo the capacity.
+const PUT_LOCK: usize = 0;
+const GET_LOCK: usize = 64;
+const HEAD: usize = 128;
+const TAIL: usize = 136;
+/// Start and end of the item being streamed in (`NONE`: none).
+const PUT_START: usize = 144;
+const PUT_END: usize = 152;
+/// The last item a producer left half-way, and where its bytes stop.
+const ABORTED: usize = 160;
+const ABORT_AT: usize = 168;
+/// Start and end of the item being streamed out (`NONE`: none).
+const GET_START: usize = 176;
+const GET_END: usize = 184;
+/// The number the next fd message gets.
+const FD_SEQ: usize = 192;
+/// The producer streaming an item: pid and start time.
+const PUT_PID: usize = 200;
+const PUT_PID_START: usize = 208;
+const CAPACITY: usize = 216;
+/// Whole items in the ring.
+const COUNT: usize = 224;
+/// Futex words, changed (and slept on) when data comes or room is made,
+/// and the number of sleepers on each.
+const DATA_SEQ: usize = 228;
+const DATA_SLEEPERS: usize = 232;
+const SPACE_SEQ: usize = 236;
+const SPACE_SLEEPERS: usize = 240;
+const CLOSED: usize = 244;
+const MAXSIZE: usize = 248;
+/// `JoinableQueue`: items put and not yet marked done.
+const UNFINISHED: usize = 252;
+const JOIN_SEQ: usize = 256;
+const JOIN_SLEEPERS: usize = 260;
+/// Where the ring's bytes begin: a page in.
+const RING: usize = 4096;
+
+const NONE: u64 = u64::MAX;
+
+const HEADER: u64 = 16;
+const HAS_FDS: u32 = 1;
+
+/// How many times a side looks again before it sleeps. Sleeping and being
+/// woken cost a system call each, and a microsecond or more on these
+/// machines; a producer and a consumer that keep pace meet within it.
+const SPINS: u32 = 2000;
+
+/// The default size of the ring. Its pages are only made when first
+/// written.
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 20;
+
+#[derive(Debug)]
+pub(crate) struct Ring {
+    map: Mapping,
+    capacity: u64,
+    /// Both ends of the fd message pair: producers send on one, consumers
+    /// receive on the other.
+    fds_in: OwnedFd,
+    fds_out: OwnedFd,
+    /// Set by the watcher thread when the producer this process's consumer
+    /// waits on has ended.
+    producer_gone: AtomicBool,
+}
+
+/// What a wait ended with.
+enum Wait {
+    Ready,
+    TimedOut,
+}
+
+impl Ring {
+    /// A ring of `capacity` bytes; with `maxsize` > 0, at most that many
+    /// items.
+    pub(crate) fn create(capacity: usize, maxsize: u32) -> Result<Ring> {
+        if capacity < 64 {
+            return Err(Error::invalid_input("a queue's ring needs at least 64 bytes"));
+        }
+        let map = Mapping::create("multiproc-queue", RING + capacity)?;
+        map.init_mutex(PUT_LOCK, false)?;
+        map.init_mutex(GET_LOCK, false)?;
+        for word in [PUT_START, PUT_END, ABORTED, ABORT_AT, GET_START, GET_END] {
+            map.atomic64(word).store(NONE, SeqCst);
+        }
+        map.atomic64(CAPACITY).store(capacity as u64, SeqCst);
+        map.atomic(MAXSIZE).store(maxsize, SeqCst);
+        let (fds_in, fds_out) = sys::socket::seqpacket_pair()?;
+        Ok(Ring { map, capacity: capacity as u64, fds_in, fds_out, producer_gone: AtomicBool::new(false) })
+    }
+
+    /// A ring received from another process.
+    pub(crate) fn open(segment: OwnedFd, fds_in: OwnedFd, fds_out: OwnedFd) -> io::Result<Ring> {
+        let map = Mapping::open(segment)?;
+        if map.len() <= RING {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a queue segment too small for its header",
+            ));
+        }
+        let capacity = map.atomic64(CAPACITY).load(SeqCst);
+        if capacity != (map.len() - RING) as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a queue segment of the wrong size"));
+        }
+        Ok(Ring { map, capacity, fds_in, fds_out, producer_gone: AtomicBool::new(false) })
+    }
+
+    /// The fds that make up the ring, to send it to another process.
+    pub(crate) fn fds(&self) -> [BorrowedFd<'_>; 3] {
+        [self.map.fd(), self.fds_in.as_fd(), self.fds_out.as_fd()]
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        self.map.atomic(offset)
+    }
+
+    fn pos(&self, offset: usize) -> &AtomicU64 {
+        self.map.atomic64(offset)
+    }
+
+    /// Whole items in the queue.
+    pub(crate) fn len(&self) -> usize {
+        self.word(COUNT).load(SeqCst) as usize
+    }
+
+    pub(crate) fn maxsize(&self) -> u32 {
+        self.word(MAXSIZE).load(SeqCst)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.word(CLOSED).load(SeqCst) != 0
+    }
+
+    /// Closes the queue for every handle: puts fail from now on; gets take
+    /// what is left, then fail.
+    pub(crate) fn close(&self) {
+        self.word(CLOSED).store(1, SeqCst);
+        self.wake(DATA_SEQ, DATA_SLEEPERS, true);
+        self.wake(SPACE_SEQ, SPACE_SLEEPERS, true);
+        self.wake(JOIN_SEQ, JOIN_SLEEPERS, true);
+    }
+
+    // --- Sleeping and waking.
+
+    /// Wakes the sleepers on `seq`, if any (`force`: whether or not they
+    /// counted themselves, for the rare events).
+    fn wake(&self, seq: usize, sleepers: usize, force: bool) {
+        if force || self.word(sleepers).load(SeqCst) > 0 {
+            self.word(seq).fetch_add(1, SeqCst);
+            self.map.wake(seq, u32::MAX);
+        }
+    }
+
+    /// Waits until `ready()` or `deadline`: looks `SPINS` times, then
+    /// sleeps on `seq`, counted among `sleepers`.
+    fn wait_for(
+        &self,
+        seq: usize,
+        sleepers: usize,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<Wait> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            // A `try_` call: one look, no spinning.
+            return Ok(if ready() { Wait::Ready } else { Wait::TimedOut });
+        }
+        for _ in 0..SPINS {
+            if ready() {
+                return Ok(Wait::Ready);
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            self.word(sleepers).fetch_add(1, SeqCst);
+            let seen = self.word(seq).load(SeqCst);
+            // Looked at after counting ourselves: a change made before the
+            // count is seen here; one made after it wakes us.
+            let now_ready = ready();
+            let in_time = if now_ready { true } else { self.map.wait(seq, seen, deadline)? };
+            self.word(sleepers).fetch_sub(1, SeqCst);
+            if now_ready || ready() {
+                return Ok(Wait::Ready);
+            }
+            if !in_time {
+                return Ok(Wait::TimedOut);
+            }
+        }
+    }
+
+    fn free(&self) -> u64 {
+        self.capacity - (self.pos(TAIL).load(SeqCst) - self.pos(HEAD).load(SeqCst))
+    }
+
+    // --- Copies, wrapping around the end of the ring.
+
+    fn copy_in(&self, pos: u64, data: &[u8]) {
+        let offset = (pos % self.capacity) as usize;
+        let first = data.len().min(self.capacity as usize - offset);
+        self.map.copy_in(RING + offset, &data[..first]);
+        if first < data.len() {
+            self.map.copy_in(RING, &data[first..]);
+        }
+    }
+
+    fn copy_out(&self, pos: u64, out: &mut [u8]) {
+        let offset = (pos % self.capacity) as usize;
+        let first = out.len().min(self.capacity as usize - offset);
+        self.map.copy_out(RING + offset, &mut out[..first]);
+        if first < out.len() {
+            self.map.copy_out(RING, &mut out[first..]);
+        }
+    }
+
+    // --- Producers.
+
+    /// Puts one item, waiting until `deadline` at most for the producers'
+    /// lock and for room. `Full` if the time ran out (nothing of the item
+    /// stays in the queue), `Closed` if the queue is closed.
+    pub(crate) fn put(&self, bytes: &[u8], fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> Result<()> {
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| Error::invalid_input("a queue item of 4 GiB or more"))?;
+        let Some(locked) = self.map.lock(PUT_LOCK, deadline)? else { return Err(Error::Full) };
+        if locked.owner_died() {
+            self.abort_put();
+        }
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let maxsize = self.maxsize();
+        if maxsize > 0 {
+            let room = || self.word(COUNT).load(SeqCst) < maxsize || self.is_closed();
+            if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
+                return Err(Error::Full);
+            }
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
+        }
+        let mut flags = 0;
+        let mut fd_seq = 0;
+        if !fds.is_empty() {
+            flags |= HAS_FDS;
+            fd_seq = self.pos(FD_SEQ).fetch_add(1, SeqCst);
+            self.send_fds(fd_seq, fds, deadline)?;
+        }
+        let mut header = [0u8; HEADER as usize];
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..8].copy_from_slice(&flags.to_le_bytes());
+        header[8..].copy_from_slice(&fd_seq.to_le_bytes());
+        let total = HEADER + u64::from(len);
+        let start = self.pos(TAIL).load(SeqCst);
+        if total <= self.free() {
+            self.copy_in(start, &header);
+            self.copy_in(start + HEADER, bytes);
+            self.word(COUNT).fetch_add(1, SeqCst);
+            self.pos(TAIL).store(start + total, SeqCst);
+            self.wake(DATA_SEQ, DATA_SLEEPERS, false);
+            return Ok(());
+        }
+        self.stream_in(start, &header, bytes, deadline)
+    }
+
+    /// Puts an item that does not fit in the free space, piece by piece.
+    fn stream_in(&self, start: u64, header: &[u8], bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let me = Member::me()?;
+        self.pos(PUT_PID).store(u64::from(me.pid), SeqCst);
+        self.pos(PUT_PID_START).store(me.start, SeqCst);
+        let total = HEADER + bytes.len() as u64;
+        self.pos(PUT_END).store(start + total, SeqCst);
+        self.pos(PUT_START).store(start, SeqCst);
+        let mut done = 0u64;
+        while done < total {
+            // The header goes in whole.
+            let need = if done == 0 { HEADER } else { 1 };
+            let room = || self.free() >= need || self.is_closed();
+            if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
+                self.abort_put();
+                return Err(Error::Full);
+            }
+            if self.is_closed() {
+                self.abort_put();
+                return Err(Error::Closed);
+            }
+            let n = self.free().min(total - done);
+            let pos = start + done;
+            // The piece [done, done + n) of header ++ bytes.
+            let mut copied = 0;
+            if done < HEADER {
+                let h = (HEADER - done).min(n);
+                self.copy_in(pos, &header[done as usize..(done + h) as usize]);
+                copied = h;
+            }
+            if copied < n {
+                let from = (done + copied - HEADER) as usize;
+                let to = (done + n - HEADER) as usize;
+                self.copy_in(pos + copied, &bytes[from..to]);
+            }
+            done += n;
+            if done == total {
+                self.word(COUNT).fetch_add(1, SeqCst);
+                self.pos(PUT_START).store(NONE, SeqCst);
+            }
+            self.pos(TAIL).store(pos + n, SeqCst);
+            self.wake(DATA_SEQ, DATA_SLEEPERS, false);
+        }
+        Ok(())
+    }
+
+    /// Marks the item a producer left half-way (by dying, or by running out
+    /// of time) as aborted. The caller holds the producers' lock.
+    fn abort_put(&self) {
+        let start = self.pos(PUT_START).load(SeqCst);
+        if start == NONE {
+            return;
+        }
+        let tail = self.pos(TAIL).load(SeqCst);
+        if tail > start {
+            // Published before the mark: a consumer that sees the mark
+            // knows where the item's bytes stop.
+            self.pos(ABORT_AT).store(tail, SeqCst);
+            self.pos(ABORTED).store(start, SeqCst);
+            // With no consumer at work, the half item's room is given back
+            // now: it may fill the ring, and the next put would wait for
+            // a consumer to skip it. A consumer at work skips it itself
+            // (only tried: a consumer holds its lock while it waits for
+            // data, which only producers bring).
+            if let Ok(Some(_consumers)) = self.map.lock(GET_LOCK, Some(Instant::now()))
+                && self.pos(HEAD).load(SeqCst) == start
+                && self.pos(GET_START).load(SeqCst) == NONE
+            {
+                self.pos(HEAD).store(tail, SeqCst);
+            }
+        }
+        self.pos(PUT_START).store(NONE, SeqCst);
+        self.wake(DATA_SEQ, DATA_SLEEPERS, true);
+    }
+
+    fn send_fds(&self, seq: u64, fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> Result<()> {
+        loop {
+            match sys::socket::try_send_with_fds(self.fds_in.as_fd(), &seq.to_le_bytes(), fds) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !sys::poll::wait_writable(self.fds_in.as_fd(), deadline)? {
+                        return Err(Error::Full);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    // --- Consumers.
+
+    /// Takes the next item, waiting until `deadline` at most for the
+    /// consumers' lock and for an item. `Empty` if the time ran out,
+    /// `Closed` if the queue is closed and empty.
+    ///
+    /// Once it has begun to read an item larger than the ring, it reads it
+    /// to the end, past `deadline` if need be, for as long as its producer
+    /// lives.
+    pub(crate) fn get(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Encoded> {
+        let Some(locked) = self.map.lock(GET_LOCK, deadline)? else { return Err(Error::Empty) };
+        if locked.owner_died() || self.pos(GET_START).load(SeqCst) != NONE {
+            self.finish_dead_get()?;
+        }
+        loop {
+            let head = self.pos(HEAD).load(SeqCst);
+            // Closed, and no producer is half-way through an item (it
+            // would finish it, or abort it, and wake us).
+            let over = || self.is_closed() && self.pos(PUT_START).load(SeqCst) == NONE;
+            let data = || self.pos(TAIL).load(SeqCst) > head || over();
+            if let Wait::TimedOut = self.wait_for(DATA_SEQ, DATA_SLEEPERS, deadline, data)? {
+                return Err(Error::Empty);
+            }
+            let tail = self.pos(TAIL).load(SeqCst);
+            if tail == head {
+                return Err(Error::Closed);
+            }
+            if self.pos(ABORTED).load(SeqCst) == head {
+                // A producer stopped half-way through this item.
+                self.pos(HEAD).store(self.pos(ABORT_AT).load(SeqCst), SeqCst);
+                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                continue;
+            }
+            let mut header = [0u8; HEADER as usize];
+            self.copy_out(head, &mut header);
+            let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+            let flags = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+            let fd_seq = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
+            let total = HEADER + u64::from(len);
+            if tail - head >= total {
+                let mut bytes = vec![0u8; len as usize];
+                self.copy_out(head + HEADER, &mut bytes);
+                let fds = if flags & HAS_FDS != 0 { self.take_fds(fd_seq)? } else { Some(Vec::new()) };
+                self.word(COUNT).fetch_sub(1, SeqCst);
+                self.pos(HEAD).store(head + total, SeqCst);
+                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                match fds {
+                    Some(fds) => return Ok(Encoded { bytes, fds }),
+                    // Its handles went with a consumer that died.
+                    None => continue,
+                }
+            }
+            let fds = if flags & HAS_FDS != 0 { self.take_fds(fd_seq)? } else { Some(Vec::new()) };
+            match self.stream_out(head, total, true)? {
+                Some(bytes) => match fds {
+                    Some(fds) => return Ok(Encoded { bytes, fds }),
+                    None => continue,
+                },
+                None => continue,
+            }
+        }
+    }
+
+    /// Reads the item at `head` of `total` bytes (header included) as it is
+    /// streamed in; `keep`: into a buffer, else only past it. `None` if its
+    /// producer stopped half-way.
+    fn stream_out(self: &Arc<Self>, head: u64, total: u64, keep: bool) -> Result<Option<Vec<u8>>> {
+        self.pos(GET_END).store(head + total, SeqCst);
+        self.pos(GET_START).store(head, SeqCst);
+        let mut bytes = if keep { Vec::with_capacity((total - HEADER) as usize) } else { Vec::new() };
+        let mut pos = self.pos(HEAD).load(SeqCst);
+        let mut watched = false;
+        let key = Arc::as_ptr(self) as usize;
+        let result = loop {
+            let end = head + total;
+            if pos == end {
+                self.word(COUNT).fetch_sub(1, SeqCst);
+                break Some(bytes);
+            }
+            let tail = self.pos(TAIL).load(SeqCst);
+            if self.pos(ABORTED).load(SeqCst) == head {
+                let stop = self.pos(ABORT_AT).load(SeqCst);
+                self.pos(HEAD).store(stop, SeqCst);
+                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                break None;
+            }
+            if tail > pos {
+                let stop = tail.min(end);
+                // The header is not part of the item's bytes.
+                let from = pos.max(head + HEADER);
+                if keep && stop > from {
+                    let old = bytes.len();
+                    bytes.resize(old + (stop - from) as usize, 0);
+                    self.copy_out(from, &mut bytes[old..]);
+                }
+                pos = stop;
+                self.pos(HEAD).store(pos, SeqCst);
+                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                continue;
+            }
+            // The rest has not come yet: make sure its producer lives.
+            if !watched {
+                watched = true;
+                self.watch_producer(key);
+            }
+            if self.producer_died() {
+                continue;
+            }
+            let more = || {
+                self.pos(TAIL).load(SeqCst) > pos
+                    || self.pos(ABORTED).load(SeqCst) == head
+                    || self.producer_gone.load(SeqCst)
+            };
+            self.wait_for(DATA_SEQ, DATA_SLEEPERS, None, more)?;
+        };
+        if watched {
+            watch::forget(key);
+        }
+        self.pos(GET_START).store(NONE, SeqCst);
+        Ok(result)
+    }
+
+    /// Has the watcher thread wake this process's consumers when the
+    /// producer of the item being streamed ends, so that they find it
+    /// dead (see [`producer_died`](Ring::producer_died)).
+    fn watch_producer(self: &Arc<Self>, key: usize) {
+        let producer = Member {
+            pid: self.pos(PUT_PID).load(SeqCst) as u32,
+            start: self.pos(PUT_PID_START).load(SeqCst),
+        };
+        self.producer_gone.store(false, SeqCst);
+        let weak = Arc::downgrade(self);
+        let wake = Arc::new(move |_| {
+            if let Some(ring) = weak.upgrade() {
+                ring.producer_gone.store(true, SeqCst);
+                ring.wake(DATA_SEQ, DATA_SLEEPERS, true);
+            }
+        });
+        // Gone already: the caller looks next.
+        if let Some(pidfd) = producer.pidfd() {
+            let _ = watch::watch(key, vec![(producer, pidfd)], wake);
+        }
+    }
+
+    /// If the producer streaming an item died, aborts its item (as the
+    /// next producer would) and says so.
+    fn producer_died(&self) -> bool {
+        // Looked into now: a later death sets it again.
+        self.producer_gone.store(false, SeqCst);
+        match self.map.lock(PUT_LOCK, Some(Instant::now())) {
+            Ok(Some(locked)) => {
+                if locked.owner_died() || self.pos(PUT_START).load(SeqCst) != NONE {
+                    self.abort_put();
+                    return true;
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Skips the rest of the item a consumer was reading when it died.
+    fn finish_dead_get(self: &Arc<Self>) -> Result<()> {
+        let start = self.pos(GET_START).load(SeqCst);
+        if start == NONE {
+            return Ok(());
+        }
+        let end = self.pos(GET_END).load(SeqCst);
+        self.stream_out(start, end - start, false)?;
+        Ok(())
+    }
+
+    /// The fds of item `seq`: `None` if a consumer that died took them.
+    fn take_fds(&self, seq: u64) -> Result<Option<Vec<OwnedFd>>> {
+        loop {
+            let mut id = [0u8; 8];
+            let mut peeked = Vec::new();
+            match sys::socket::peek_with_fds(self.fds_out.as_fd(), &mut id, &mut peeked) {
+                Ok(8) => {}
+                Ok(_) => return Err(Error::Codec("a malformed message among a queue's handles".into())),
+                // Sent before the item was published: missing means taken.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            drop(peeked);
+            let id = u64::from_le_bytes(id);
+            if id > seq {
+                return Ok(None);
+            }
+            let mut fds = Vec::new();
+            sys::socket::recv_with_fds(self.fds_out.as_fd(), &mut id.to_le_bytes(), &mut fds, true)?;
+            if id == seq {
+                return Ok(Some(fds));
+            }
+            // The handles of an item its producer never published.
+        }
+    }
+
+    // --- JoinableQueue.
+
+    pub(crate) fn add_unfinished(&self) {
+        self.word(UNFINISHED).fetch_add(1, SeqCst);
+    }
+
+    /// One item fewer to finish. False if none was unfinished.
+    pub(crate) fn task_done(&self) -> bool {
+        let unfinished = self.word(UNFINISHED);
+        let mut n = unfinished.load(SeqCst);
+        loop {
+            if n == 0 {
+                return false;
+            }
+            match unfinished.compare_exchange(n, n - 1, SeqCst, SeqCst) {
+                Ok(_) => break,
+                Err(now) => n = now,
+            }
+        }
+        if n == 1 {
+            self.wake(JOIN_SEQ, JOIN_SLEEPERS, false);
+        }
+        true
+    }
+
+    pub(crate) fn unfinished(&self) -> u32 {
+        self.word(UNFINISHED).load(SeqCst)
+    }
+
+    /// Waits until no item is unfinished. False if `deadline` came first.
+    pub(crate) fn join(&self, deadline: Option<Instant>) -> Result<bool> {
+        let done = || self.word(UNFINISHED).load(SeqCst) == 0;
+        Ok(matches!(self.wait_for(JOIN_SEQ, JOIN_SLEEPERS, deadline, done)?, Wait::Ready))
+    }
+}
