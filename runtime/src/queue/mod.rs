@@ -25,6 +25,26 @@ use crate::codec::{self, RecvFd, SendFd};
 use crate::error::{Error, Result};
 use ring::Ring;
 
+thread_local! {
+    /// The buffer a thread encodes into and copies out to, kept between
+    /// calls: no allocation per item.
+    static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The thread's buffer (a new one late in the thread's life, when its
+/// thread-locals are gone).
+fn take_buffer() -> Vec<u8> {
+    BUFFER.try_with(std::cell::Cell::take).unwrap_or_default()
+}
+
+/// Keeps `bytes` as the thread's buffer, unless it grew large (a big item
+/// should not pin its memory).
+fn keep_buffer(bytes: Vec<u8>) {
+    if bytes.capacity() <= 64 << 10 {
+        let _ = BUFFER.try_with(|b| b.set(bytes));
+    }
+}
+
 /// A first-in first-out queue shared by processes and threads: Python's
 /// `multiprocessing.Queue`.
 ///
@@ -179,9 +199,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if self.ring.is_closed() {
             return Err(Error::Closed);
         }
-        let encoded = codec::encode(&item)?;
+        let encoded = codec::encode_into(&item, take_buffer())?;
         let fds: Vec<_> = encoded.fds.iter().map(AsFd::as_fd).collect();
-        self.ring.put(&encoded.bytes, &fds, deadline)
+        let put = self.ring.put(&encoded.bytes, &fds, deadline);
+        keep_buffer(encoded.bytes);
+        put
     }
 
     /// Takes the first item, waiting for one.
@@ -219,7 +241,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
-        codec::decode(self.ring.get(deadline)?)
+        let mut bytes = take_buffer();
+        let got = self.ring.get(deadline, &mut bytes).and_then(|fds| codec::decode_slice(&bytes, fds));
+        keep_buffer(bytes);
+        got
     }
 
     /// An iterator that takes items as they come, and ends once the queue

@@ -9,7 +9,7 @@
 //! fits. A consumer copies it out, then moves `HEAD` past it: a consumer
 //! killed while copying leaves the item for the next one.
 //!
-//! An item larger than the free space is streamed: the producer writes
+//! An item larger than the ring is streamed: the producer writes
 //! what fits and moves `TAIL`, waits for room, and goes on, holding the
 //! producers' lock all along so that items do not interleave; the consumer
 //! holding the consumers' lock reads it as it comes. Either side's death is
@@ -35,11 +35,10 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::Instant;
 
-use crate::codec::Encoded;
 use crate::error::{Error, Result};
 use crate::start::watch::{self, Member};
 use crate::sys;
@@ -47,45 +46,59 @@ use crate::sys::shm::Mapping;
 
 // The segment's layout. Positions (`HEAD`, `TAIL`, ...) count bytes since
 // the queue was made; the ring offset is the position modulo the capacity.
+// What producers write, what consumers write and each futex have a cache
+// line of their own: one shared line bounced between the two sides on
+// every item, and cost more than the rest of a put and a get together.
 const PUT_LOCK: usize = 0;
 const GET_LOCK: usize = 64;
-const HEAD: usize = 128;
-const TAIL: usize = 136;
-/// Start and end of the item being streamed in (`NONE`: none).
-const PUT_START: usize = 144;
-const PUT_END: usize = 152;
-/// The last item a producer left half-way, and where its bytes stop.
-const ABORTED: usize = 160;
-const ABORT_AT: usize = 168;
-/// Start and end of the item being streamed out (`NONE`: none).
-const GET_START: usize = 176;
-const GET_END: usize = 184;
+// Written by producers.
+const TAIL: usize = 128;
+/// Whole items put, ever.
+const PUT_COUNT: usize = 136;
 /// The number the next fd message gets.
-const FD_SEQ: usize = 192;
+const FD_SEQ: usize = 144;
+/// Start and end of the item being streamed in (`NONE`: none).
+const PUT_START: usize = 152;
+const PUT_END: usize = 160;
 /// The producer streaming an item: pid and start time.
-const PUT_PID: usize = 200;
-const PUT_PID_START: usize = 208;
-const CAPACITY: usize = 216;
-/// Whole items in the ring.
-const COUNT: usize = 224;
+const PUT_PID: usize = 168;
+const PUT_PID_START: usize = 176;
+// Written by consumers.
+const HEAD: usize = 192;
+/// Whole items taken, ever.
+const GOT_COUNT: usize = 200;
+/// Start and end of the item being streamed out (`NONE`: none).
+const GET_START: usize = 208;
+const GET_END: usize = 216;
 /// Futex words, changed (and slept on) when data comes or room is made,
 /// and the number of sleepers on each.
-const DATA_SEQ: usize = 228;
-const DATA_SLEEPERS: usize = 232;
-const SPACE_SEQ: usize = 236;
-const SPACE_SLEEPERS: usize = 240;
-const CLOSED: usize = 244;
-const MAXSIZE: usize = 248;
+const DATA_SEQ: usize = 256;
+const DATA_SLEEPERS: usize = 260;
+const SPACE_SEQ: usize = 320;
+const SPACE_SLEEPERS: usize = 324;
+// Rarely written.
+/// The last item a producer left half-way, and where its bytes stop.
+const ABORTED: usize = 384;
+const ABORT_AT: usize = 392;
+const CAPACITY: usize = 400;
+const CLOSED: usize = 408;
+const MAXSIZE: usize = 412;
 /// `JoinableQueue`: items put and not yet marked done.
-const UNFINISHED: usize = 252;
-const JOIN_SEQ: usize = 256;
-const JOIN_SLEEPERS: usize = 260;
+const UNFINISHED: usize = 448;
+const JOIN_SEQ: usize = 452;
+const JOIN_SLEEPERS: usize = 456;
 /// Where the ring's bytes begin: a page in.
 const RING: usize = 4096;
 
 const NONE: u64 = u64::MAX;
 
-const HEADER: u64 = 16;
+/// The header: payload length and flags; with `HAS_FDS`, the number of the
+/// item's fd message follows (`FD_HEADER` in all).
+const HEADER: u64 = 8;
+const FD_HEADER: u64 = 16;
+/// Items up to this many bytes are copied into the ring with their header
+/// in one copy.
+const SMALL: usize = 240;
 const HAS_FDS: u32 = 1;
 
 /// How many times a side looks again before it sleeps. Sleeping and being
@@ -108,6 +121,12 @@ pub(crate) struct Ring {
     /// Set by the watcher thread when the producer this process's consumer
     /// waits on has ended.
     producer_gone: AtomicBool,
+    /// `HEAD` as this process's producers last read it, and `TAIL` as its
+    /// consumers did: both only grow, so an old value only underestimates
+    /// the room or the data, and the shared line, which the other side
+    /// writes on every item, is read again only when that is not enough.
+    seen_head: AtomicU64,
+    seen_tail: AtomicU64,
 }
 
 /// What a wait ended with.
@@ -132,7 +151,7 @@ impl Ring {
         map.atomic64(CAPACITY).store(capacity as u64, SeqCst);
         map.atomic(MAXSIZE).store(maxsize, SeqCst);
         let (fds_in, fds_out) = sys::socket::seqpacket_pair()?;
-        Ok(Ring { map, capacity: capacity as u64, fds_in, fds_out, producer_gone: AtomicBool::new(false) })
+        Ok(Ring::new(map, capacity as u64, fds_in, fds_out))
     }
 
     /// A ring received from another process.
@@ -148,7 +167,19 @@ impl Ring {
         if capacity != (map.len() - RING) as u64 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "a queue segment of the wrong size"));
         }
-        Ok(Ring { map, capacity, fds_in, fds_out, producer_gone: AtomicBool::new(false) })
+        Ok(Ring::new(map, capacity, fds_in, fds_out))
+    }
+
+    fn new(map: Mapping, capacity: u64, fds_in: OwnedFd, fds_out: OwnedFd) -> Ring {
+        Ring {
+            map,
+            capacity,
+            fds_in,
+            fds_out,
+            producer_gone: AtomicBool::new(false),
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
+        }
     }
 
     /// The fds that make up the ring, to send it to another process.
@@ -166,7 +197,13 @@ impl Ring {
 
     /// Whole items in the queue.
     pub(crate) fn len(&self) -> usize {
-        self.word(COUNT).load(SeqCst) as usize
+        self.count() as usize
+    }
+
+    /// Items put and not taken. Taken is read first: it never passes put.
+    fn count(&self) -> u64 {
+        let got = self.pos(GOT_COUNT).load(SeqCst);
+        self.pos(PUT_COUNT).load(SeqCst).saturating_sub(got)
     }
 
     pub(crate) fn maxsize(&self) -> u32 {
@@ -233,8 +270,40 @@ impl Ring {
         }
     }
 
-    fn free(&self) -> u64 {
-        self.capacity - (self.pos(TAIL).load(SeqCst) - self.pos(HEAD).load(SeqCst))
+    /// Room after `TAIL`, for a holder of the producers' lock: at least
+    /// `want` bytes if there are, reading `HEAD` only if the last value
+    /// seen does not show them.
+    fn room(&self, want: u64) -> u64 {
+        let tail = self.pos(TAIL).load(Relaxed);
+        // Other processes' producers may have moved `TAIL` more than a
+        // ring past the `HEAD` this one saw last.
+        let free = self.capacity.saturating_sub(tail - self.seen_head.load(Relaxed));
+        if free >= want {
+            return free;
+        }
+        let head = self.pos(HEAD).load(SeqCst);
+        self.seen_head.store(head, Relaxed);
+        self.capacity - (tail - head)
+    }
+
+    /// Bytes before `TAIL` from `head` on, for a holder of the consumers'
+    /// lock: at least `want` if there are (see [`room`](Ring::room)).
+    fn data(&self, head: u64, want: u64) -> u64 {
+        let seen = self.seen_tail.load(Relaxed).max(head);
+        if seen - head >= want {
+            return seen - head;
+        }
+        let tail = self.pos(TAIL).load(SeqCst);
+        self.seen_tail.store(tail, Relaxed);
+        tail - head
+    }
+
+    /// Adds one to a counter only holders of one lock write: no locked
+    /// instruction needed.
+    fn bump(&self, counter: usize) -> u64 {
+        let n = self.pos(counter).load(Relaxed);
+        self.pos(counter).store(n + 1, Relaxed);
+        n
     }
 
     // --- Copies, wrapping around the end of the ring.
@@ -274,7 +343,7 @@ impl Ring {
         }
         let maxsize = self.maxsize();
         if maxsize > 0 {
-            let room = || self.word(COUNT).load(SeqCst) < maxsize || self.is_closed();
+            let room = || self.count() < u64::from(maxsize) || self.is_closed();
             if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
                 return Err(Error::Full);
             }
@@ -286,24 +355,46 @@ impl Ring {
         let mut fd_seq = 0;
         if !fds.is_empty() {
             flags |= HAS_FDS;
-            fd_seq = self.pos(FD_SEQ).fetch_add(1, SeqCst);
+            fd_seq = self.bump(FD_SEQ);
             self.send_fds(fd_seq, fds, deadline)?;
         }
-        let mut header = [0u8; HEADER as usize];
+        let mut header = [0u8; FD_HEADER as usize];
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4..8].copy_from_slice(&flags.to_le_bytes());
         header[8..].copy_from_slice(&fd_seq.to_le_bytes());
-        let total = HEADER + u64::from(len);
+        let header = if flags & HAS_FDS != 0 { &header[..] } else { &header[..HEADER as usize] };
+        let hlen = header.len() as u64;
+        let total = hlen + u64::from(len);
+        if total <= self.capacity {
+            // It fits the ring: wait for room for all of it.
+            let room = || self.room(total) >= total || self.is_closed();
+            if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
+                return Err(Error::Full);
+            }
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
+        }
         let start = self.pos(TAIL).load(SeqCst);
-        if total <= self.free() {
-            self.copy_in(start, &header);
-            self.copy_in(start + HEADER, bytes);
-            self.word(COUNT).fetch_add(1, SeqCst);
+        if total <= self.room(total) {
+            if bytes.len() <= SMALL {
+                // One copy into the ring rather than two.
+                let mut item = [0u8; FD_HEADER as usize + SMALL];
+                item[..hlen as usize].copy_from_slice(header);
+                item[hlen as usize..total as usize].copy_from_slice(bytes);
+                self.copy_in(start, &item[..total as usize]);
+            } else {
+                self.copy_in(start, header);
+                self.copy_in(start + hlen, bytes);
+            }
+            self.bump(PUT_COUNT);
+            // The Dekker pair of `wait_for`: publish, then look for
+            // sleepers, both sequentially consistent.
             self.pos(TAIL).store(start + total, SeqCst);
             self.wake(DATA_SEQ, DATA_SLEEPERS, false);
             return Ok(());
         }
-        self.stream_in(start, &header, bytes, deadline)
+        self.stream_in(start, header, bytes, deadline)
     }
 
     /// Puts an item that does not fit in the free space, piece by piece.
@@ -311,14 +402,15 @@ impl Ring {
         let me = Member::me()?;
         self.pos(PUT_PID).store(u64::from(me.pid), SeqCst);
         self.pos(PUT_PID_START).store(me.start, SeqCst);
-        let total = HEADER + bytes.len() as u64;
+        let hlen = header.len() as u64;
+        let total = hlen + bytes.len() as u64;
         self.pos(PUT_END).store(start + total, SeqCst);
         self.pos(PUT_START).store(start, SeqCst);
         let mut done = 0u64;
         while done < total {
             // The header goes in whole.
-            let need = if done == 0 { HEADER } else { 1 };
-            let room = || self.free() >= need || self.is_closed();
+            let need = if done == 0 { hlen } else { 1 };
+            let room = || self.room(need) >= need || self.is_closed();
             if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
                 self.abort_put();
                 return Err(Error::Full);
@@ -327,23 +419,23 @@ impl Ring {
                 self.abort_put();
                 return Err(Error::Closed);
             }
-            let n = self.free().min(total - done);
+            let n = self.room(total - done).min(total - done);
             let pos = start + done;
             // The piece [done, done + n) of header ++ bytes.
             let mut copied = 0;
-            if done < HEADER {
-                let h = (HEADER - done).min(n);
+            if done < hlen {
+                let h = (hlen - done).min(n);
                 self.copy_in(pos, &header[done as usize..(done + h) as usize]);
                 copied = h;
             }
             if copied < n {
-                let from = (done + copied - HEADER) as usize;
-                let to = (done + n - HEADER) as usize;
+                let from = (done + copied - hlen) as usize;
+                let to = (done + n - hlen) as usize;
                 self.copy_in(pos + copied, &bytes[from..to]);
             }
             done += n;
             if done == total {
-                self.word(COUNT).fetch_add(1, SeqCst);
+                self.bump(PUT_COUNT);
                 self.pos(PUT_START).store(NONE, SeqCst);
             }
             self.pos(TAIL).store(pos + n, SeqCst);
@@ -404,55 +496,63 @@ impl Ring {
     /// Once it has begun to read an item larger than the ring, it reads it
     /// to the end, past `deadline` if need be, for as long as its producer
     /// lives.
-    pub(crate) fn get(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Encoded> {
+    pub(crate) fn get(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        bytes: &mut Vec<u8>,
+    ) -> Result<Vec<OwnedFd>> {
         let Some(locked) = self.map.lock(GET_LOCK, deadline)? else { return Err(Error::Empty) };
         if locked.owner_died() || self.pos(GET_START).load(SeqCst) != NONE {
             self.finish_dead_get()?;
         }
         loop {
-            let head = self.pos(HEAD).load(SeqCst);
+            let head = self.pos(HEAD).load(Relaxed);
             // Closed, and no producer is half-way through an item (it
             // would finish it, or abort it, and wake us).
             let over = || self.is_closed() && self.pos(PUT_START).load(SeqCst) == NONE;
-            let data = || self.pos(TAIL).load(SeqCst) > head || over();
+            let data = || self.data(head, HEADER) > 0 || over();
             if let Wait::TimedOut = self.wait_for(DATA_SEQ, DATA_SLEEPERS, deadline, data)? {
                 return Err(Error::Empty);
             }
-            let tail = self.pos(TAIL).load(SeqCst);
-            if tail == head {
+            let available = self.data(head, HEADER);
+            if available == 0 {
                 return Err(Error::Closed);
             }
+            // Looked at after `TAIL` was read: a producer marks an item
+            // aborted before it moves `TAIL` again.
             if self.pos(ABORTED).load(SeqCst) == head {
                 // A producer stopped half-way through this item.
                 self.pos(HEAD).store(self.pos(ABORT_AT).load(SeqCst), SeqCst);
                 self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
                 continue;
             }
-            let mut header = [0u8; HEADER as usize];
-            self.copy_out(head, &mut header);
+            let mut header = [0u8; FD_HEADER as usize];
+            self.copy_out(head, &mut header[..HEADER as usize]);
             let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
             let flags = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+            let hlen = if flags & HAS_FDS != 0 { FD_HEADER } else { HEADER };
+            // A header is published whole.
+            self.copy_out(head + HEADER, &mut header[HEADER as usize..hlen as usize]);
             let fd_seq = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
-            let total = HEADER + u64::from(len);
-            if tail - head >= total {
-                let mut bytes = vec![0u8; len as usize];
-                self.copy_out(head + HEADER, &mut bytes);
-                let fds = if flags & HAS_FDS != 0 { self.take_fds(fd_seq)? } else { Some(Vec::new()) };
-                self.word(COUNT).fetch_sub(1, SeqCst);
+            let total = hlen + u64::from(len);
+            let fds = if flags & HAS_FDS != 0 { self.take_fds(fd_seq)? } else { Some(Vec::new()) };
+            if self.data(head, total) >= total {
+                bytes.clear();
+                bytes.resize(len as usize, 0);
+                self.copy_out(head + hlen, bytes);
+                self.bump(GOT_COUNT);
+                // The Dekker pair of `wait_for`, as in `put`.
                 self.pos(HEAD).store(head + total, SeqCst);
                 self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
-                match fds {
-                    Some(fds) => return Ok(Encoded { bytes, fds }),
-                    // Its handles went with a consumer that died.
+            } else {
+                match self.stream_out(head, hlen, total, true)? {
+                    Some(streamed) => *bytes = streamed,
                     None => continue,
                 }
             }
-            let fds = if flags & HAS_FDS != 0 { self.take_fds(fd_seq)? } else { Some(Vec::new()) };
-            match self.stream_out(head, total, true)? {
-                Some(bytes) => match fds {
-                    Some(fds) => return Ok(Encoded { bytes, fds }),
-                    None => continue,
-                },
+            match fds {
+                Some(fds) => return Ok(fds),
+                // Its handles went with a consumer that died.
                 None => continue,
             }
         }
@@ -461,17 +561,17 @@ impl Ring {
     /// Reads the item at `head` of `total` bytes (header included) as it is
     /// streamed in; `keep`: into a buffer, else only past it. `None` if its
     /// producer stopped half-way.
-    fn stream_out(self: &Arc<Self>, head: u64, total: u64, keep: bool) -> Result<Option<Vec<u8>>> {
+    fn stream_out(self: &Arc<Self>, head: u64, hlen: u64, total: u64, keep: bool) -> Result<Option<Vec<u8>>> {
         self.pos(GET_END).store(head + total, SeqCst);
         self.pos(GET_START).store(head, SeqCst);
-        let mut bytes = if keep { Vec::with_capacity((total - HEADER) as usize) } else { Vec::new() };
+        let mut bytes = if keep { Vec::with_capacity((total - hlen) as usize) } else { Vec::new() };
         let mut pos = self.pos(HEAD).load(SeqCst);
         let mut watched = false;
         let key = Arc::as_ptr(self) as usize;
         let result = loop {
             let end = head + total;
             if pos == end {
-                self.word(COUNT).fetch_sub(1, SeqCst);
+                self.bump(GOT_COUNT);
                 break Some(bytes);
             }
             let tail = self.pos(TAIL).load(SeqCst);
@@ -484,7 +584,7 @@ impl Ring {
             if tail > pos {
                 let stop = tail.min(end);
                 // The header is not part of the item's bytes.
-                let from = pos.max(head + HEADER);
+                let from = pos.max(head + hlen);
                 if keep && stop > from {
                     let old = bytes.len();
                     bytes.resize(old + (stop - from) as usize, 0);
@@ -563,7 +663,8 @@ impl Ring {
             return Ok(());
         }
         let end = self.pos(GET_END).load(SeqCst);
-        self.stream_out(start, end - start, false)?;
+        // Nothing is kept: where the header ends does not matter.
+        self.stream_out(start, HEADER, end - start, false)?;
         Ok(())
     }
 
