@@ -34,9 +34,9 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -101,10 +101,37 @@ const FD_HEADER: u64 = 16;
 const SMALL: usize = 240;
 const HAS_FDS: u32 = 1;
 
-/// How many times a side looks again before it sleeps. Sleeping and being
-/// woken cost a system call each, and a microsecond or more on these
-/// machines; a producer and a consumer that keep pace meet within it.
-const SPINS: u32 = 2000;
+/// How long a side spins, looking again and again, before it sleeps, in
+/// microseconds of pausing (the looks add to it). Sleeping and being woken
+/// cost a system call each, and tens of microseconds on these machines; a
+/// producer and a consumer that keep pace meet within it.
+const SPIN_US: u32 = 20;
+
+/// The most a waiting side pauses between two looks, in nanoseconds. Each
+/// look at the other side's position takes its cache line away from it,
+/// and the other side's next locked instruction then waits for the line to
+/// come back: a consumer that looks for every item as it comes halves the
+/// producer's pace. A side that had to look more than once doubles its
+/// pause for the next wait, up to this; one that had to sleep starts again
+/// from one pause. A stream of items then goes in batches, for at most this
+/// much latency more per item; a side that sleeps between items pays
+/// nothing.
+const MAX_GAP_NS: u32 = 1000;
+
+/// `spin_loop` hints per microsecond on this machine: from about 10 to
+/// over 100, depending on the processor.
+fn pauses_per_us() -> u32 {
+    static PER_US: OnceLock<u32> = OnceLock::new();
+    *PER_US.get_or_init(|| {
+        const PAUSES: u128 = 4000;
+        let start = Instant::now();
+        for _ in 0..PAUSES {
+            std::hint::spin_loop();
+        }
+        let ns = start.elapsed().as_nanos().max(1);
+        (PAUSES * 1000 / ns).clamp(1, 1000) as u32
+    })
+}
 
 /// The default size of the ring. Its pages are only made when first
 /// written.
@@ -127,6 +154,10 @@ pub(crate) struct Ring {
     /// writes on every item, is read again only when that is not enough.
     seen_head: AtomicU64,
     seen_tail: AtomicU64,
+    /// Pauses between two looks when this process waits for data, and
+    /// for room (see [`MAX_GAP_NS`]).
+    data_gap: AtomicU32,
+    space_gap: AtomicU32,
 }
 
 /// What a wait ended with.
@@ -179,6 +210,8 @@ impl Ring {
             producer_gone: AtomicBool::new(false),
             seen_head: AtomicU64::new(0),
             seen_tail: AtomicU64::new(0),
+            data_gap: AtomicU32::new(1),
+            space_gap: AtomicU32::new(1),
         }
     }
 
@@ -234,7 +267,7 @@ impl Ring {
         }
     }
 
-    /// Waits until `ready()` or `deadline`: looks `SPINS` times, then
+    /// Waits until `ready()` or `deadline`: spins for [`SPIN_US`], then
     /// sleeps on `seq`, counted among `sleepers`.
     fn wait_for(
         &self,
@@ -247,11 +280,33 @@ impl Ring {
             // A `try_` call: one look, no spinning.
             return Ok(if ready() { Wait::Ready } else { Wait::TimedOut });
         }
-        for _ in 0..SPINS {
+        let gap = match seq {
+            DATA_SEQ => Some(&self.data_gap),
+            SPACE_SEQ => Some(&self.space_gap),
+            _ => None,
+        };
+        let pauses = gap.map_or(1, |g| g.load(Relaxed).max(1));
+        let budget = SPIN_US * pauses_per_us();
+        let mut spun = 0;
+        let mut looks = 0u32;
+        while spun < budget {
+            looks += 1;
             if ready() {
+                if looks > 1
+                    && let Some(gap) = gap
+                {
+                    let most = (MAX_GAP_NS * pauses_per_us() / 1000).max(1);
+                    gap.store((pauses * 2).min(most), Relaxed);
+                }
                 return Ok(Wait::Ready);
             }
-            std::hint::spin_loop();
+            for _ in 0..pauses {
+                std::hint::spin_loop();
+            }
+            spun += pauses;
+        }
+        if let Some(gap) = gap {
+            gap.store(1, Relaxed);
         }
         loop {
             self.word(sleepers).fetch_add(1, SeqCst);
