@@ -8,7 +8,10 @@
 //!   pipe carrying one 8-byte item per write (`benches/limits/queue_limits.c`);
 //! - four producers and four consumers on one queue, `N` items in all;
 //! - one producer putting `M` items of 1 MiB and one consumer, beside the
-//!   same through Python's queue and through a bare pipe.
+//!   same through Python's queue and through a bare pipe;
+//! - `TRIPS` round trips of a small integer through two queues and a child
+//!   that echoes it, beside the same through Python's queues and through
+//!   two bare pipes: the latency a waiting side pays.
 //!
 //! Every process waits at a barrier first; the clock runs from the barrier
 //! until the consumers have taken everything. Prints one table and the
@@ -34,6 +37,9 @@ const N_PYTHON: u64 = 200_000;
 const M: u64 = 500;
 const M_PYTHON: u64 = 100;
 const MIB: usize = 1 << 20;
+/// Round trips per run.
+const TRIPS: u64 = 20_000;
+const TRIPS_PYTHON: u64 = 5_000;
 
 const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/queue_bench.py");
 
@@ -70,6 +76,35 @@ fn consume_mib(q: Queue<ByteBuf>, start: Barrier, n: u64, done: Queue<()>) {
         assert_eq!(q.get().expect("get").len(), MIB);
     }
     done.put(()).expect("done");
+}
+
+#[multiproc::remote]
+fn echo(requests: Queue<u64>, replies: Queue<u64>, n: u64) {
+    for _ in 0..n {
+        replies.put(requests.get().expect("get")).expect("put");
+    }
+}
+
+/// Seconds for `n` round trips through two queues and an echoing child.
+fn run_trips(n: u64) -> Result<f64, String> {
+    let e = |e: multiproc::Error| e.to_string();
+    let requests = Queue::<u64>::new().map_err(e)?;
+    let replies = Queue::<u64>::new().map_err(e)?;
+    let child = multiproc::spawn(echo, (requests.clone(), replies.clone(), n + 1)).map_err(e)?;
+    // One trip first, so that the child is up when the clock starts.
+    requests.put(0).map_err(e)?;
+    replies.get().map_err(e)?;
+    let t0 = Instant::now();
+    for i in 1..=n {
+        requests.put(i).map_err(e)?;
+        let back = replies.get().map_err(e)?;
+        if back != i {
+            return Err(format!("sent {i}, got {back} back"));
+        }
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    child.join().map_err(e)?;
+    Ok(dt)
 }
 
 /// Seconds from the start barrier until `consumers` consumers have taken
@@ -129,7 +164,13 @@ fn main() {
         series.add(("multiproc", "items_per_s"), run_ints(1, 1, N).map(per_s(N)));
         series.add(("multiproc", "items_per_s_4x4"), run_ints(4, 4, N).map(per_s(N)));
         series.add(("multiproc", "mib_per_s"), run_mib(M).map(per_s(M)));
-        let keys = [("python", "items_per_s"), ("python", "items_per_s_4x4"), ("python", "mib_per_s")];
+        series.add(("multiproc", "trip_us"), run_trips(TRIPS).map(|dt| vec![dt * 1e6 / TRIPS as f64]));
+        let keys = [
+            ("python", "items_per_s"),
+            ("python", "items_per_s_4x4"),
+            ("python", "mib_per_s"),
+            ("python", "trip_us"),
+        ];
         series.add_all(
             "python",
             &keys,
@@ -138,15 +179,19 @@ fn main() {
                 Command::new("python3")
                     .arg(PYTHON_SCRIPT)
                     .arg(N_PYTHON.to_string())
-                    .arg(M_PYTHON.to_string()),
+                    .arg(M_PYTHON.to_string())
+                    .arg(TRIPS_PYTHON.to_string()),
             ),
         );
-        let keys = [("limit", "pipe_items_per_s"), ("limit", "pipe_mib_per_s")];
+        let keys = [("limit", "pipe_items_per_s"), ("limit", "pipe_mib_per_s"), ("limit", "pipe_trip_us")];
         match &limits {
             Ok(exe) => series.add_all(
                 "limit",
                 &keys,
-                run_helper("queue_limits", Command::new(exe).arg(N.to_string()).arg(M.to_string())),
+                run_helper(
+                    "queue_limits",
+                    Command::new(exe).arg(N.to_string()).arg(M.to_string()).arg(TRIPS.to_string()),
+                ),
             ),
             Err(err) => series.fail(&keys, err),
         }
@@ -178,6 +223,12 @@ fn main() {
         &cell(&s("python", "mib_per_s")),
         &cell(&s("limit", "pipe_mib_per_s")),
     );
+    row(
+        "round trip, us",
+        &cell(&s("multiproc", "trip_us")),
+        &cell(&s("python", "trip_us")),
+        &cell(&s("limit", "pipe_trip_us")),
+    );
     println!();
     let targets = [
         (
@@ -203,6 +254,16 @@ fn main() {
         (
             "1 MiB items: multiproc / python",
             ratio(&s("multiproc", "mib_per_s"), &s("python", "mib_per_s")),
+            Target::None,
+        ),
+        (
+            "round trip: python / multiproc",
+            ratio(&s("python", "trip_us"), &s("multiproc", "trip_us")),
+            Target::None,
+        ),
+        (
+            "round trip: multiproc / bare pipes",
+            ratio(&s("multiproc", "trip_us"), &s("limit", "pipe_trip_us")),
             Target::None,
         ),
     ];
