@@ -133,6 +133,61 @@ fn many_producers_and_consumers_lose_nothing() {
     assert_eq!(all, expected);
 }
 
+/// Threads of one process and a child process, producing and consuming on
+/// the same queue at once (clones of one handle in the threads): nothing
+/// lost, nothing twice, each producer's items in its order.
+#[test]
+fn threads_and_processes_share_one_queue() {
+    const N: u32 = 3000;
+    let q = Queue::<(u32, u32)>::builder().ring_bytes(1024).build().unwrap();
+    let child = multiproc::spawn(tagged_producer, (q.clone(), 0, N)).unwrap();
+    let producers: Vec<_> = (1..3)
+        .map(|tag| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..N {
+                    q.put((tag, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Ok(item) = q.get_timeout(LIMIT) {
+                    if item.0 == u32::MAX {
+                        break;
+                    }
+                    got.push(item);
+                }
+                got
+            })
+        })
+        .collect();
+    join(child).unwrap();
+    for p in producers {
+        p.join().unwrap();
+    }
+    for _ in 0..2 {
+        q.put((u32::MAX, 0)).unwrap();
+    }
+    let mut all = Vec::new();
+    for c in consumers {
+        let got = c.join().unwrap();
+        for tag in 0..3 {
+            let mine: Vec<u32> = got.iter().filter(|(t, _)| *t == tag).map(|(_, i)| *i).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "producer {tag}'s items out of order");
+        }
+        all.extend(got);
+    }
+    all.sort_unstable();
+    let expected: Vec<(u32, u32)> = (0..3).flat_map(|t| (0..N).map(move |i| (t, i))).collect();
+    assert_eq!(all, expected);
+    assert!(q.is_empty());
+}
+
 #[multiproc::remote]
 fn put_one_and_exit(q: Queue<u32>, i: u32) {
     q.put(i).unwrap();
