@@ -5,6 +5,7 @@
 mod codec;
 pub mod connection;
 mod error;
+mod manager;
 mod pool;
 mod process;
 mod queue;
@@ -19,6 +20,7 @@ pub mod __fuzz;
 
 pub use connection::{Connection, pipe};
 pub use error::{Error, RemoteError, Result};
+pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder, Namespace, Number, SHUTDOWN_TIMEOUT};
 pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use process::{
     Context, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,

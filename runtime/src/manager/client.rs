@@ -1,0 +1,150 @@
+//! The proxies' side: where an object lives, and the connections to its
+//! server, kept for reuse by every proxy of this process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::protocol::{Request, Response};
+use crate::codec::{self, Encoded};
+use crate::connection::{Address, Client, Connection};
+use crate::error::{Error, Result};
+
+/// Where a server is and the key it wants.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Server {
+    pub(crate) address: Address,
+    pub(crate) authkey: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of logs.
+        f.debug_struct("Server").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+/// Idle connections to servers, for this process only: a `Fork` child
+/// starts with none rather than share its parent's sockets.
+struct Idle {
+    pid: u32,
+    by_server: HashMap<Server, Vec<Connection<()>>>,
+}
+
+static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
+
+/// At most this many idle connections are kept per server.
+const KEEP: usize = 16;
+
+impl Server {
+    fn take(&self) -> Result<Connection<()>> {
+        let pid = std::process::id();
+        let reused = {
+            let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.as_ref().is_none_or(|i| i.pid != pid) {
+                // A forked child's inherited connections are closed here;
+                // the parent's stay open.
+                *idle = Some(Idle { pid, by_server: HashMap::new() });
+            }
+            idle.as_mut().and_then(|i| i.by_server.get_mut(self)).and_then(Vec::pop)
+        };
+        match reused {
+            Some(conn) => Ok(conn),
+            None => Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone),
+        }
+    }
+
+    fn give_back(&self, conn: Connection<()>) {
+        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(idle) = idle.as_mut().filter(|i| i.pid == std::process::id()) {
+            let list = idle.by_server.entry(self.clone()).or_default();
+            if list.len() < KEEP {
+                list.push(conn);
+            }
+        }
+    }
+
+    /// Sends `request` and waits for the answer.
+    pub(crate) fn request(&self, request: &Request) -> Result<Encoded> {
+        let encoded = codec::encode(request)?;
+        let conn = self.take()?;
+        let fds: Vec<_> = encoded.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
+        conn.channel.send(&encoded.bytes, &fds).map_err(gone)?;
+        let answer = conn.channel.recv(None).map_err(gone)?;
+        let response: Response = codec::decode(answer)?;
+        // Only a connection that went through a whole call is kept: one
+        // that failed half-way may hold an answer nobody reads.
+        self.give_back(conn);
+        match response {
+            Response::Done(value) => Ok(value),
+            Response::Failed(failure) => Err(failure.into_error()),
+        }
+    }
+}
+
+/// A connection that broke, or a server that is not there, is a server
+/// that is gone. A wrong key stays what it is.
+fn gone(e: Error) -> Error {
+    match e {
+        Error::Io(ref io) if is_gone(io.kind()) => Error::Closed,
+        other => other,
+    }
+}
+
+fn is_gone(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | NotFound | UnexpectedEof
+    )
+}
+
+/// One object held by a server: what every proxy holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ObjectRef {
+    pub(crate) server: Server,
+    pub(crate) id: u64,
+}
+
+impl fmt::Debug for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "object {} at {}", self.id, self.server.address)
+    }
+}
+
+impl ObjectRef {
+    /// Makes an object of type `typeid` on `server`.
+    pub(crate) fn create<I: Serialize>(server: &Server, typeid: &str, init: &I) -> Result<ObjectRef> {
+        let request = Request::Create { typeid: typeid.to_owned(), init: codec::encode(init)? };
+        let id: u64 = codec::decode(server.request(&request)?)?;
+        Ok(ObjectRef { server: server.clone(), id })
+    }
+
+    /// Calls `method` with `args`, decoding the result as an `R`.
+    pub(crate) fn call<A: Serialize, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
+        let request = Request::Call { id: self.id, method: method.to_owned(), args: codec::encode(args)? };
+        codec::decode(self.server.request(&request)?)
+    }
+}
+
+/// Encodes a value to be kept by the server.
+pub(crate) fn value<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
+    codec::encode(value)
+}
+
+/// Encodes a key: a value with no handles, compared by its bytes.
+pub(crate) fn key<K: Serialize + ?Sized>(key: &K) -> Result<Encoded> {
+    let encoded = codec::encode(key)?;
+    if !encoded.fds.is_empty() {
+        return Err(Error::invalid_input("a key of a managed object cannot hold handles"));
+    }
+    Ok(encoded)
+}
+
+/// Decodes a value the server kept.
+pub(crate) fn decode<T: DeserializeOwned>(encoded: Encoded) -> Result<T> {
+    codec::decode(encoded)
+}

@@ -1,0 +1,281 @@
+//! Managers: a server process that holds shared objects, and typed proxies
+//! that call it from any process (Python's `multiprocessing.Manager`).
+//!
+//! A proxy is where its object lives (the server's address and key) and
+//! the object's number there; it holds no fd, so it can go anywhere a
+//! value can: into a child, through a pipe or a queue, and into another
+//! managed object, where it stays live. Each process keeps its own
+//! connections to the servers it calls, one per call under way, reused.
+
+mod client;
+mod dict;
+mod list;
+mod namespace;
+mod protocol;
+mod server;
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use dict::{DictProxy, Number};
+pub use list::ListProxy;
+pub use namespace::Namespace;
+
+use client::{ObjectRef, Server};
+use protocol::Request;
+use server::{SERVER, ServerConfig};
+
+use crate::codec;
+use crate::connection::{Address, IntoAddress};
+use crate::error::{Error, Result};
+use crate::process::{Process, ProcessBuilder};
+use crate::start::StartMethod;
+
+/// How long [`Manager::shutdown`] waits for the server to exit before it
+/// terminates it (Python's `shutdown_timeout`).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long [`Manager::start`] waits for the server to say it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server process holding shared objects (Python's `SyncManager`): make
+/// objects with [`dict`](Manager::dict), [`list`](Manager::list) and
+/// [`namespace`](Manager::namespace), and use their proxies from any
+/// process.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// let manager = multiproc::Manager::start()?;
+/// let d = manager.dict::<String, i64>()?;
+/// d.insert("a".to_owned(), 1)?;
+/// assert_eq!(d.get(&"a".to_owned())?, Some(1));
+/// manager.shutdown()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The server stops at [`shutdown`](Manager::shutdown), when the `Manager`
+/// that started it is dropped, or with the process that started it. Its
+/// objects live as long as it does. A proxy whose server is gone returns
+/// [`Error::Closed`] from every call, at once.
+pub struct Manager {
+    server: Server,
+    /// The server process, if this `Manager` started it.
+    process: Mutex<Option<Process<()>>>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("address", &self.server.address)
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for a [`Manager`]'s server: where it listens, with which key,
+/// started how.
+#[derive(Debug, Default)]
+pub struct ManagerBuilder {
+    address: Option<Address>,
+    authkey: Option<Vec<u8>>,
+    start_method: Option<StartMethod>,
+}
+
+impl ManagerBuilder {
+    /// Listens on `address` (`"127.0.0.1:0"` for TCP on a free port, a
+    /// path, or `@name`) instead of a fresh abstract Unix socket. Over TCP,
+    /// values that hold handles (queues, locks, connections) cannot be
+    /// stored: they are fds, which only a Unix socket carries.
+    pub fn address(mut self, address: impl IntoAddress) -> Result<Self> {
+        self.address = Some(address.into_address()?);
+        Ok(self)
+    }
+
+    /// The key clients must prove they have (a random 32-byte key by
+    /// default, which proxies carry with them).
+    pub fn authkey(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.authkey = Some(key.into());
+        self
+    }
+
+    /// Starts the server with `method` instead of the default.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Starts the server and waits until it listens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the address cannot be listened on (in use, say);
+    /// [`Error::ProcessDied`] if the server died before it listened; the
+    /// errors of [`spawn`](crate::spawn).
+    pub fn start(self) -> Result<Manager> {
+        let authkey = match self.authkey {
+            Some(key) => key,
+            None => {
+                let mut key = vec![0u8; 32];
+                crate::sys::random::fill(&mut key)?;
+                key
+            }
+        };
+        let (ready, theirs) = crate::connection::pipe::<std::result::Result<Address, String>>()?;
+        let config = ServerConfig { address: self.address, authkey: authkey.clone() };
+        let args = codec::encode(&(&theirs, config))?;
+        drop(theirs);
+        let mut builder = ProcessBuilder::default().name(next_name()).daemon(true);
+        if let Some(method) = self.start_method {
+            builder = builder.start_method(method);
+        }
+        let mut process = builder.spawn_target::<()>(SERVER, args)?;
+        let answer = if ready.poll(START_TIMEOUT)? { ready.recv() } else { Err(Error::Timeout) };
+        let address = match answer {
+            Ok(Ok(address)) => address,
+            Ok(Err(why)) => {
+                let _ = process.join();
+                return Err(Error::invalid_input(format!("the manager cannot listen: {why}")));
+            }
+            Err(e) => {
+                let _ = process.kill();
+                return Err(match process.join() {
+                    Err(died @ Error::ProcessDied { .. }) => died,
+                    _ => e,
+                });
+            }
+        };
+        Ok(Manager { server: Server { address, authkey: Some(authkey) }, process: Mutex::new(Some(process)) })
+    }
+}
+
+/// `SyncManager-1`, `SyncManager-2`, ...: Python's names for the servers.
+fn next_name() -> String {
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    format!("SyncManager-{n}")
+}
+
+impl Manager {
+    /// Starts a manager's server in a new process, listening on a fresh
+    /// abstract Unix socket with a random key.
+    ///
+    /// # Errors
+    ///
+    /// As [`ManagerBuilder::start`].
+    pub fn start() -> Result<Manager> {
+        ManagerBuilder::default().start()
+    }
+
+    /// Options for the server: its address, key and start method.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Connects to the server of a manager started elsewhere, by its
+    /// address and key. Dropping this `Manager` leaves the server running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Auth`] if the key is wrong; [`Error::Closed`] if nothing
+    /// listens there.
+    pub fn connect(address: impl IntoAddress, authkey: &[u8]) -> Result<Manager> {
+        let server = Server { address: address.into_address()?, authkey: Some(authkey.to_vec()) };
+        codec::decode::<()>(server.request(&Request::Ping)?)?;
+        Ok(Manager { server, process: Mutex::new(None) })
+    }
+
+    /// Where the server listens.
+    pub fn address(&self) -> &Address {
+        &self.server.address
+    }
+
+    /// The server's pid, if this `Manager` started it and it has not been
+    /// shut down.
+    pub fn pid(&self) -> Option<u32> {
+        self.lock_process().as_ref().map(Process::pid)
+    }
+
+    fn lock_process(&self) -> std::sync::MutexGuard<'_, Option<Process<()>>> {
+        self.process.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new, empty map in the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        Ok(DictProxy::new(ObjectRef::create(&self.server, dict::TYPEID, &())?))
+    }
+
+    /// A new, empty list in the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
+        self.list_from(std::iter::empty())
+    }
+
+    /// A new list in the manager holding `items` (Python's
+    /// `manager.list(range(10))`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone; [`Error::Codec`] if an item
+    /// does not encode.
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>> {
+        let items = items.into_iter().map(|i| client::value(&i)).collect::<Result<Vec<_>>>()?;
+        Ok(ListProxy::new(ObjectRef::create(&self.server, list::TYPEID, &items)?))
+    }
+
+    /// A new, empty namespace in the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn namespace(&self) -> Result<Namespace> {
+        Ok(Namespace::new(ObjectRef::create(&self.server, namespace::TYPEID, &())?))
+    }
+
+    /// Stops the server: asks it to exit, waits [`SHUTDOWN_TIMEOUT`], then
+    /// terminates it. Proxies of its objects return [`Error::Closed`] from
+    /// then on. Does nothing the second time, or on a `Manager` made by
+    /// [`connect`](Manager::connect).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProcessDied`] if the server had died, or had to be
+    /// terminated.
+    pub fn shutdown(&self) -> Result<()> {
+        let Some(mut process) = self.lock_process().take() else { return Ok(()) };
+        log::info!("sending shutdown message to manager");
+        let _ = self.server.request(&Request::Shutdown);
+        if !process.wait_timeout(SHUTDOWN_TIMEOUT)? {
+            log::info!("manager still alive after shutdown: terminating it");
+            process.terminate()?;
+            if !process.wait_timeout(SHUTDOWN_TIMEOUT)? {
+                process.kill()?;
+            }
+        }
+        process.join()
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,90 @@
+//! What proxies and the manager's server say to each other: one
+//! [`Request`] frame, then one [`Response`] frame, on a connection that
+//! carries one call at a time. Values travel encoded ([`Encoded`]): the
+//! server keeps them as bytes (and the fds of their handles) and never
+//! needs their types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Encoded;
+use crate::error::{Error, RemoteError};
+
+/// A call to the server.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Makes an object of the type registered as `typeid` from `init`;
+    /// answered with its id (`u64`).
+    Create { typeid: String, init: Encoded },
+    /// Calls `method` of object `id` with `args`.
+    Call { id: u64, method: String, args: Encoded },
+    /// Answered with `()`: the server is there and the key was right.
+    Ping,
+    /// Stops the server once it has answered.
+    Shutdown,
+}
+
+/// The server's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Response {
+    /// The encoded result.
+    Done(Encoded),
+    Failed(Failure),
+}
+
+/// Why a call failed, as the caller will see it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    /// The method panicked in the server (which goes on serving).
+    Panicked {
+        method: String,
+        message: String,
+        pid: u32,
+        location: Option<String>,
+    },
+    /// The arguments did not decode as the method's, or its result did not
+    /// encode.
+    Codec(String),
+    /// A request the server cannot serve: no such object, type or method,
+    /// or a value the operation cannot take.
+    Invalid(String),
+    /// A name or key that is not there.
+    NotFound(String),
+    Empty,
+    Full,
+    Closed,
+    Timeout,
+    BrokenBarrier,
+}
+
+impl Failure {
+    /// The server's account of an error one of its objects returned.
+    pub(crate) fn from_error(e: Error) -> Failure {
+        match e {
+            Error::Codec(msg) => Failure::Codec(msg),
+            Error::Empty => Failure::Empty,
+            Error::Full => Failure::Full,
+            Error::Closed => Failure::Closed,
+            Error::Timeout => Failure::Timeout,
+            Error::BrokenBarrier => Failure::BrokenBarrier,
+            Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => Failure::NotFound(e.to_string()),
+            other => Failure::Invalid(other.to_string()),
+        }
+    }
+
+    /// The caller's error.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Failure::Panicked { method, message, pid, location } => {
+                Error::Remote(RemoteError { function: method, message, pid, location })
+            }
+            Failure::Codec(msg) => Error::Codec(msg),
+            Failure::Invalid(msg) => Error::invalid_input(msg),
+            Failure::NotFound(msg) => Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, msg)),
+            Failure::Empty => Error::Empty,
+            Failure::Full => Error::Full,
+            Failure::Closed => Error::Closed,
+            Failure::Timeout => Error::Timeout,
+            Failure::BrokenBarrier => Error::BrokenBarrier,
+        }
+    }
+}

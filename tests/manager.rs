@@ -1,0 +1,329 @@
+//! Managers: a server process of shared objects and the proxies that call
+//! it (MGR-* of ../shared/spec/cpython-conformance.md), with the faults
+//! where CPython hangs or loses data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use multiproc::connection::Client;
+use multiproc::{Context, DictProxy, Error, ListProxy, Manager, Namespace, Queue, StartMethod};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use common::{LIMIT, join};
+
+/// The seed notes' keys: an int, a string and a float in one dict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Key {
+    Int(i64),
+    Str(String),
+    Float(f64),
+}
+
+#[multiproc::remote]
+fn fill_and_reverse(d: DictProxy<Key, Option<String>>, l: ListProxy<i32>) {
+    d.insert(Key::Int(1), Some("1".to_owned())).unwrap();
+    d.insert(Key::Str("2".to_owned()), Some("2".to_owned())).unwrap();
+    d.insert(Key::Float(0.25), None).unwrap();
+    l.reverse().unwrap();
+}
+
+// The seed notes' example, under every start method: what the child does
+// to the dict and the list, the parent sees.
+#[test]
+fn a_child_changes_the_managers_dict_and_list() {
+    let manager = Manager::start().unwrap();
+    for method in StartMethod::ALL {
+        let d = manager.dict::<Key, Option<String>>().unwrap();
+        let l = manager.list_from(0..10).unwrap();
+        join(Context::new(method).spawn(fill_and_reverse, (d.clone(), l.clone())).unwrap()).unwrap();
+        assert_eq!(
+            d.items().unwrap(),
+            vec![
+                (Key::Int(1), Some("1".to_owned())),
+                (Key::Str("2".to_owned()), Some("2".to_owned())),
+                (Key::Float(0.25), None),
+            ],
+            "{method}"
+        );
+        assert_eq!(d.get(&Key::Float(0.25)).unwrap(), Some(None));
+        assert_eq!(d.get(&Key::Int(2)).unwrap(), None);
+        assert_eq!(l.to_vec().unwrap(), (0..10).rev().collect::<Vec<_>>(), "{method}");
+    }
+    manager.shutdown().unwrap();
+}
+
+// MGR-03, MGR-17: the dict's own operations.
+#[test]
+fn dict_operations() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<String, i64>().unwrap();
+    assert!(d.is_empty().unwrap());
+    assert_eq!(d.insert("a".into(), 1).unwrap(), None);
+    assert_eq!(d.insert("b".into(), 2).unwrap(), None);
+    assert_eq!(d.insert("a".into(), 10).unwrap(), Some(1), "insert returns the old value");
+    assert_eq!(d.len().unwrap(), 2);
+    assert!(d.contains_key(&"b".into()).unwrap());
+    assert_eq!(d.keys().unwrap(), vec!["a".to_owned(), "b".to_owned()]);
+    assert_eq!(d.values().unwrap(), vec![10, 2]);
+    assert_eq!(d.to_hashmap().unwrap(), [("a".to_owned(), 10), ("b".to_owned(), 2)].into_iter().collect());
+    assert_eq!(d.get_or_insert("c".into(), 3).unwrap(), 3);
+    assert_eq!(d.get_or_insert("c".into(), 4).unwrap(), 3, "an existing value stays");
+    assert_eq!(d.pop_item().unwrap(), Some(("c".to_owned(), 3)));
+    assert_eq!(d.remove(&"a".into()).unwrap(), Some(10));
+    assert_eq!(d.remove(&"a".into()).unwrap(), None);
+    assert_eq!(d.compare_and_swap(&"b".into(), Some(&5), Some(6)).unwrap(), Err(Some(2)));
+    assert_eq!(d.compare_and_swap(&"b".into(), Some(&2), Some(6)).unwrap(), Ok(()));
+    assert_eq!(d.compare_and_swap(&"z".into(), None, Some(1)).unwrap(), Ok(()));
+    assert_eq!(d.compare_and_swap(&"z".into(), Some(&1), None).unwrap(), Ok(()), "None removes");
+    assert_eq!(d.items().unwrap(), vec![("b".to_owned(), 6)]);
+    d.clear().unwrap();
+    assert_eq!(d.len().unwrap(), 0);
+    // Many entries in and out keep the order of insertion.
+    for i in 0..100 {
+        d.insert(format!("k{i}"), i).unwrap();
+    }
+    for i in (0..100).filter(|i| i % 3 != 0) {
+        d.remove(&format!("k{i}")).unwrap();
+    }
+    let kept: Vec<i64> = d.values().unwrap();
+    assert_eq!(kept, (0..100).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+    assert_eq!(d.get(&"k99".into()).unwrap(), Some(99));
+}
+
+// MGR-16: the list's own operations; a bad index is the caller's
+// `Error::Remote`, and the server goes on serving.
+#[test]
+fn list_operations_and_a_bad_index() {
+    let manager = Manager::start().unwrap();
+    let l = manager.list::<String>().unwrap();
+    l.push("a".into()).unwrap();
+    l.extend(["b".to_owned(), "c".to_owned()]).unwrap();
+    l.insert(0, "z".into()).unwrap();
+    assert_eq!(l.len().unwrap(), 4);
+    assert_eq!(l.get(0).unwrap(), "z");
+    l.set(0, "y".into()).unwrap();
+    assert_eq!(l.remove(0).unwrap(), "y");
+    assert_eq!(l.pop().unwrap(), Some("c".to_owned()));
+    assert_eq!(l.to_vec().unwrap(), vec!["a".to_owned(), "b".to_owned()]);
+
+    match l.get(7) {
+        Err(Error::Remote(e)) => {
+            assert!(e.message().contains("index out of bounds"), "{e}");
+            assert_eq!(e.function(), "list.get");
+            assert_eq!(Some(e.pid()), manager.pid());
+        }
+        other => panic!("a bad index gave {other:?}"),
+    }
+    assert!(matches!(l.set(9, "x".into()), Err(Error::Remote(_))));
+    assert!(matches!(l.remove(2), Err(Error::Remote(_))));
+    assert!(matches!(l.insert(3, "x".into()), Err(Error::Remote(_))));
+    assert_eq!(l.to_vec().unwrap(), vec!["a".to_owned(), "b".to_owned()], "the list is as it was");
+    l.clear().unwrap();
+    assert!(l.is_empty().unwrap());
+    assert_eq!(l.pop().unwrap(), None);
+}
+
+// MGR-07: a namespace's names.
+#[test]
+fn namespace_names_and_values() {
+    let manager = Manager::start().unwrap();
+    let ns: Namespace = manager.namespace().unwrap();
+    ns.set("name", "Bob").unwrap();
+    ns.set("job", 42u32).unwrap();
+    assert_eq!(ns.get::<String>("name").unwrap(), "Bob");
+    assert_eq!(ns.get::<u32>("job").unwrap(), 42);
+    assert_eq!(ns.names().unwrap(), vec!["job".to_owned(), "name".to_owned()]);
+    assert!(ns.remove("job").unwrap());
+    assert!(!ns.remove("job").unwrap());
+    match ns.get::<u32>("job") {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        other => panic!("a missing name gave {other:?}"),
+    }
+    assert_eq!(ns.try_get::<u32>("job").unwrap(), None);
+    assert!(matches!(ns.get::<u32>("name"), Err(Error::Codec(_))), "a value of another type");
+}
+
+#[multiproc::remote]
+fn add_many(d: DictProxy<String, i64>, n: u32) {
+    for _ in 0..n {
+        d.add(&"hits".to_owned(), 1).unwrap();
+        d.update(&"doubled".to_owned(), |v| Some(v.unwrap_or(0) + 2)).unwrap();
+    }
+}
+
+// MGR-20: Python's `d[k] += 1` from 4 processes loses most increments;
+// `add` and `update` lose none.
+#[test]
+fn atomic_updates_from_four_processes_lose_nothing() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<String, i64>().unwrap();
+    let children: Vec<_> = (0..4).map(|_| multiproc::spawn(add_many, (d.clone(), 300)).unwrap()).collect();
+    for child in children {
+        join(child).unwrap();
+    }
+    assert_eq!(d.get(&"hits".to_owned()).unwrap(), Some(1200));
+    assert_eq!(d.get(&"doubled".to_owned()).unwrap(), Some(2400));
+    let small = manager.dict::<u8, u8>().unwrap();
+    small.insert(1, 250).unwrap();
+    assert!(matches!(small.add(&1, 10), Err(Error::Io(_))), "overflow is an error");
+    assert_eq!(small.get(&1).unwrap(), Some(250), "and changes nothing");
+}
+
+#[multiproc::remote]
+fn touch_nested(outer: ListProxy<DictProxy<String, i32>>) {
+    outer.get(0).unwrap().insert("from the child".into(), 7).unwrap();
+}
+
+#[multiproc::remote]
+fn put_through_stored(l: ListProxy<Queue<u32>>) {
+    l.get(0).unwrap().put(123).unwrap();
+}
+
+// MGR-01, MGR-04, MGR-06: a proxy inside a managed list stays live, and a
+// queue stored in one works from a child.
+#[test]
+fn proxies_and_handles_inside_managed_objects_stay_live() {
+    let manager = Manager::start().unwrap();
+    let inner = manager.dict::<String, i32>().unwrap();
+    let outer = manager.list::<DictProxy<String, i32>>().unwrap();
+    outer.push(inner.clone()).unwrap();
+    inner.insert("from the parent".into(), 1).unwrap();
+    assert_eq!(outer.get(0).unwrap().get(&"from the parent".into()).unwrap(), Some(1));
+    join(multiproc::spawn(touch_nested, (outer.clone(),)).unwrap()).unwrap();
+    assert_eq!(inner.get(&"from the child".into()).unwrap(), Some(7));
+    outer.clear().unwrap();
+    assert_eq!(inner.len().unwrap(), 2, "clearing the list leaves the dict");
+
+    let queues = manager.list::<Queue<u32>>().unwrap();
+    let q = Queue::new().unwrap();
+    queues.push(q.clone()).unwrap();
+    join(multiproc::spawn(put_through_stored, (queues.clone(),)).unwrap()).unwrap();
+    assert_eq!(q.get_timeout(LIMIT).unwrap(), 123);
+}
+
+// MGR-21: a killed manager makes every call `Error::Closed`, at once.
+#[test]
+fn a_killed_manager_closes_every_proxy_promptly() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u32, u32>().unwrap();
+    let l = manager.list::<u32>().unwrap();
+    d.insert(1, 1).unwrap();
+    let pid = manager.pid().unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert!(common::gone_within(pid, LIMIT));
+    let t0 = Instant::now();
+    assert!(matches!(d.get(&1), Err(Error::Closed)));
+    assert!(matches!(d.insert(2, 2), Err(Error::Closed)));
+    assert!(matches!(l.len(), Err(Error::Closed)));
+    assert!(matches!(manager.dict::<u8, u8>(), Err(Error::Closed)));
+    assert!(t0.elapsed() < Duration::from_secs(1), "took {:?}", t0.elapsed());
+    assert!(matches!(manager.shutdown(), Err(Error::ProcessDied { exitcode: -9, .. })));
+}
+
+#[multiproc::remote]
+fn wait_in_a_call(d: DictProxy<u32, u32>) -> String {
+    // Calls until the manager dies under it.
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
+        if let Err(e) = d.insert(1, 1) {
+            return format!("{e:?}");
+        }
+    }
+    "the manager never went".to_owned()
+}
+
+// A child calling in a loop when the manager is killed gets `Closed`.
+#[test]
+fn a_child_calling_when_the_manager_dies_gets_closed() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u32, u32>().unwrap();
+    let child = multiproc::spawn(wait_in_a_call, (d.clone(),)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    kill(Pid::from_raw(manager.pid().unwrap() as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(join(child).unwrap(), "Closed");
+}
+
+// MGR-10: shutdown ends the server with code 0, and proxies are closed.
+#[test]
+fn shutdown_ends_the_server_cleanly() {
+    let manager = Manager::start().unwrap();
+    let l = manager.list_from([1u8, 2]).unwrap();
+    let pid = manager.pid().unwrap();
+    let t0 = Instant::now();
+    manager.shutdown().unwrap();
+    assert!(t0.elapsed() < multiproc::SHUTDOWN_TIMEOUT, "the server did not exit on its own");
+    assert!(common::is_gone(pid));
+    assert_eq!(manager.pid(), None);
+    manager.shutdown().unwrap();
+    assert!(matches!(l.len(), Err(Error::Closed)));
+
+    let dropped = Manager::start().unwrap();
+    let pid = dropped.pid().unwrap();
+    drop(dropped);
+    assert!(common::gone_within(pid, LIMIT), "dropping the manager leaves its server");
+}
+
+// A wrong key is `Error::Auth`, and the server sees nothing of it.
+#[test]
+fn a_wrong_key_is_refused() {
+    let manager = Manager::builder().authkey(b"right key".to_vec()).start().unwrap();
+    let d = manager.dict::<u8, u8>().unwrap();
+    assert!(matches!(Manager::connect(manager.address().clone(), b"wrong key"), Err(Error::Auth(_))));
+    let other = Manager::connect(manager.address().clone(), b"right key").unwrap();
+    assert_eq!(other.pid(), None);
+    let mine = other.dict::<u8, u8>().unwrap();
+    mine.insert(1, 1).unwrap();
+    drop(other);
+    d.insert(1, 2).unwrap();
+    assert_eq!(mine.get(&1).unwrap(), Some(1), "dropping a connected manager leaves the server");
+}
+
+// Garbage from an authenticated client is answered with an error, and the
+// server goes on serving everyone.
+#[test]
+fn garbage_on_the_socket_does_not_stop_the_server() {
+    let manager = Manager::builder().authkey(b"key".to_vec()).start().unwrap();
+    let d = manager.dict::<u8, u8>().unwrap();
+    let raw = Client::connect::<()>(manager.address().clone(), Some(b"key")).unwrap();
+    raw.send_bytes(&[0xff; 37]).unwrap();
+    assert!(raw.poll(LIMIT).unwrap(), "no answer to garbage");
+    assert!(!raw.recv_bytes().unwrap().is_empty());
+    raw.send_bytes(&[]).unwrap();
+    assert!(raw.poll(LIMIT).unwrap());
+    d.insert(3, 4).unwrap();
+    assert_eq!(d.get(&3).unwrap(), Some(4));
+    assert!(manager.pid().is_some_and(|pid| !common::is_gone(pid)));
+}
+
+#[multiproc::remote]
+fn use_by_address(address: multiproc::connection::Address, key: Vec<u8>, l: ListProxy<String>) -> usize {
+    let manager = Manager::connect(address, &key).unwrap();
+    let mine = manager.list_from(["made in the child".to_owned()]).unwrap();
+    l.push(mine.get(0).unwrap()).unwrap();
+    l.len().unwrap()
+}
+
+// A manager on TCP, reached by address and key.
+#[test]
+fn a_manager_on_tcp() {
+    let manager =
+        Manager::builder().address("127.0.0.1:0").unwrap().authkey(b"tcp key".to_vec()).start().unwrap();
+    assert!(matches!(manager.address(), multiproc::connection::Address::Tcp(_)));
+    let l = manager.list::<String>().unwrap();
+    let n = join(
+        multiproc::spawn(use_by_address, (manager.address().clone(), b"tcp key".to_vec(), l.clone()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(l.to_vec().unwrap(), vec!["made in the child".to_owned()]);
+    // Handles are fds: TCP cannot carry them.
+    let queues = manager.list::<Queue<u8>>().unwrap();
+    assert!(matches!(queues.push(Queue::new().unwrap()), Err(Error::Codec(_))));
+    // A busy address is the caller's error.
+    let taken = manager.address().clone();
+    assert!(Manager::builder().address(taken).unwrap().start().is_err());
+}
