@@ -85,6 +85,27 @@ impl Channel {
         }
     }
 
+    /// Receives one frame, looking for it without sleeping for up to
+    /// `spin` first, then waiting as [`recv`](Channel::recv) does: for a
+    /// call whose answer comes within microseconds, waking a sleeping
+    /// process costs more than the call on machines where a wake-up across
+    /// cores takes tens of microseconds.
+    pub(crate) fn recv_spinning(&self, spin: std::time::Duration) -> Result<Encoded> {
+        if !spin.is_zero() {
+            let mut reader = self.reader();
+            let start = Instant::now();
+            loop {
+                match reader.read(self.fd.as_fd(), true).map_err(closed_or_io)? {
+                    ReadOutcome::Frame(frame) => return Ok(frame),
+                    ReadOutcome::Eof => return Err(Error::Closed),
+                    ReadOutcome::WouldBlock if start.elapsed() >= spin => break,
+                    ReadOutcome::WouldBlock => std::thread::yield_now(),
+                }
+            }
+        }
+        self.recv(None)
+    }
+
     /// Receives one frame into `buf`, waiting for it, and returns its
     /// length; [`Error::BufferTooShort`] holds a frame that does not fit.
     /// Handles that came with the frame are closed, as bytes cannot hold

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,23 @@ use super::protocol::{Request, Response};
 use crate::codec::{self, Encoded};
 use crate::connection::{Address, Client, Connection};
 use crate::error::{Error, Result};
+use crate::start::identity;
+
+/// How long a side of a call looks for the other's next frame before it
+/// sleeps: the client for the answer, the server for the next request.
+/// A call takes a few microseconds when both look, against two wake-ups
+/// of tens of microseconds each on these machines when they sleep. Zero
+/// when this process may run on one CPU only: there, looking only keeps
+/// the other side from running.
+pub(crate) fn spin() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if cpus > 1 { SPIN_TIME } else { Duration::ZERO }
+    })
+}
+
+const SPIN_TIME: Duration = Duration::from_micros(50);
 
 /// Where a server is and the key it wants.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,7 +48,7 @@ impl fmt::Debug for Server {
 /// Idle connections to servers, for this process only: a `Fork` child
 /// starts with none rather than share its parent's sockets.
 struct Idle {
-    pid: u32,
+    generation: u64,
     by_server: HashMap<Server, Vec<Connection<()>>>,
 }
 
@@ -41,13 +59,13 @@ const KEEP: usize = 16;
 
 impl Server {
     fn take(&self) -> Result<Connection<()>> {
-        let pid = std::process::id();
+        let generation = identity::generation();
         let reused = {
             let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.as_ref().is_none_or(|i| i.pid != pid) {
+            if idle.as_ref().is_none_or(|i| i.generation != generation) {
                 // A forked child's inherited connections are closed here;
                 // the parent's stay open.
-                *idle = Some(Idle { pid, by_server: HashMap::new() });
+                *idle = Some(Idle { generation, by_server: HashMap::new() });
             }
             idle.as_mut().and_then(|i| i.by_server.get_mut(self)).and_then(Vec::pop)
         };
@@ -59,7 +77,7 @@ impl Server {
 
     fn give_back(&self, conn: Connection<()>) {
         let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(idle) = idle.as_mut().filter(|i| i.pid == std::process::id()) {
+        if let Some(idle) = idle.as_mut().filter(|i| i.generation == identity::generation()) {
             let list = idle.by_server.entry(self.clone()).or_default();
             if list.len() < KEEP {
                 list.push(conn);
@@ -73,7 +91,7 @@ impl Server {
         let conn = self.take()?;
         let fds: Vec<_> = encoded.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
         conn.channel.send(&encoded.bytes, &fds).map_err(gone)?;
-        let answer = conn.channel.recv(None).map_err(gone)?;
+        let answer = conn.channel.recv_spinning(spin()).map_err(gone)?;
         let response: Response = codec::decode(answer)?;
         // Only a connection that went through a whole call is kept: one
         // that failed half-way may hold an answer nobody reads.

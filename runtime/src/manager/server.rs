@@ -141,7 +141,7 @@ fn run(input: Input) -> Result<Encoded> {
 
 /// Serves one client's calls, one at a time, until it goes.
 fn serve(conn: &Connection<()>, state: &State) {
-    while let Ok(encoded) = conn.channel.recv(None) {
+    while let Ok(encoded) = conn.channel.recv_spinning(super::client::spin()) {
         let (response, stop) = match codec::decode::<Request>(encoded) {
             Ok(Request::Shutdown) => (Response::Done(Encoded::default()), true),
             Ok(request) => (state.handle(request), false),
