@@ -7,7 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use multiproc::connection::Client;
-use multiproc::{Context, DictProxy, Error, ListProxy, Manager, Namespace, Queue, StartMethod};
+use multiproc::{
+    Context, DictProxy, Error, JoinableQueueProxy, ListProxy, Manager, Namespace, Queue, QueueProxy,
+    StartMethod,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -326,4 +329,183 @@ fn a_manager_on_tcp() {
     // A busy address is the caller's error.
     let taken = manager.address().clone();
     assert!(Manager::builder().address(taken).unwrap().start().is_err());
+}
+
+#[multiproc::remote]
+fn check_bounded(q: QueueProxy<u32>) -> (usize, bool, u32, u32, bool) {
+    let (len, full) = (q.len().unwrap(), q.is_full().unwrap());
+    let (a, b) = (q.get().unwrap(), q.get().unwrap());
+    (len, full, a, b, q.is_empty().unwrap())
+}
+
+// MGR-15: a bounded manager queue seen from a child, and timeouts that
+// are the client's Empty and Full.
+#[test]
+fn a_bounded_queue_proxy_in_a_child() {
+    let manager = Manager::start().unwrap();
+    let q = manager.bounded_queue::<u32>(2).unwrap();
+    q.put(5).unwrap();
+    q.put(6).unwrap();
+    let t0 = Instant::now();
+    assert!(matches!(q.put_timeout(7, Duration::from_millis(100)), Err(Error::Full)));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(matches!(q.try_put(7), Err(Error::Full)));
+    assert_eq!(join(multiproc::spawn(check_bounded, (q.clone(),)).unwrap()).unwrap(), (2, true, 5, 6, true));
+    assert!(q.is_empty().unwrap());
+    assert!(!q.is_full().unwrap());
+    let t0 = Instant::now();
+    assert!(matches!(q.get_timeout(Duration::from_millis(100)), Err(Error::Empty)));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(manager.bounded_queue::<u32>(0), Err(Error::Io(_))));
+}
+
+#[multiproc::remote]
+fn work_and_mark_done(q: JoinableQueueProxy<u32>, done: ListProxy<u32>) {
+    while let Ok(n) = q.get_timeout(Duration::from_millis(300)) {
+        done.push(n * 10).unwrap();
+        q.task_done().unwrap();
+    }
+}
+
+// MGR-15, QUEUE-07, QUEUE-08 through a manager: join waits for every
+// task_done, and one too many is an error.
+#[test]
+fn a_joinable_queue_proxy_joins_after_every_task() {
+    let manager = Manager::start().unwrap();
+    let q = manager.joinable_queue::<u32>().unwrap();
+    let done = manager.list::<u32>().unwrap();
+    for n in 0..20 {
+        q.put(n).unwrap();
+    }
+    assert!(!q.join_timeout(Duration::from_millis(50)).unwrap(), "nothing is done yet");
+    let workers: Vec<_> =
+        (0..3).map(|_| multiproc::spawn(work_and_mark_done, (q.clone(), done.clone())).unwrap()).collect();
+    q.join().unwrap();
+    let mut got = done.to_vec().unwrap();
+    got.sort_unstable();
+    assert_eq!(got, (0..20).map(|n| n * 10).collect::<Vec<_>>());
+    for w in workers {
+        join(w).unwrap();
+    }
+    assert!(matches!(q.task_done(), Err(Error::Io(_))), "task_done once too often");
+}
+
+#[multiproc::remote]
+fn get_one_proxy(q: QueueProxy<u32>) -> u32 {
+    q.get().unwrap()
+}
+
+// A consumer killed while it waits in `get` takes nothing with it: the
+// item put after its death goes to the next consumer.
+#[test]
+fn a_consumer_killed_in_a_proxy_get_loses_nothing() {
+    let manager = Manager::start().unwrap();
+    let q = manager.queue::<u32>().unwrap();
+    let mut victim = multiproc::spawn(get_one_proxy, (q.clone(),)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    victim.kill().unwrap();
+    assert!(join(victim).is_err());
+    q.put(42).unwrap();
+    assert_eq!(join(multiproc::spawn(get_one_proxy, (q.clone(),)).unwrap()).unwrap(), 42);
+    assert!(q.is_empty().unwrap());
+}
+
+/// Runs this binary again as another program doing `what` (see `helper`).
+fn another_program(what: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("MANAGER_HELPER", what)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The first line the other program said (`@@...`), read within LIMIT.
+fn first_said(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(said) = line.strip_prefix("@@") {
+                let _ = tx.send(said.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(LIMIT).expect("the other program said nothing")
+}
+
+/// Waits for `child` (bounded) and checks that it succeeded.
+fn finish(mut child: std::process::Child) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "the other program failed: {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "the other program did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const REMOTE_KEY: &[u8] = b"a key both programs know";
+
+/// The other program. `serve` starts a manager on TCP with
+/// [`REMOTE_KEY`], publishes a queue as `jobs`, says its address and
+/// waits for its stdin to close; `feed:<address>` connects knowing only
+/// the address and key, and puts 0..100 into `jobs`.
+#[test]
+#[ignore = "runs only as the other program of these tests"]
+fn helper() {
+    let Ok(what) = std::env::var("MANAGER_HELPER") else { return };
+    if what == "serve" {
+        let manager = Manager::builder().address("127.0.0.1:0").unwrap().authkey(REMOTE_KEY).start().unwrap();
+        let jobs = manager.queue::<u32>().unwrap();
+        manager.publish("jobs", &jobs).unwrap();
+        println!("\n@@{}", manager.address());
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        manager.shutdown().unwrap();
+    } else if let Some(address) = what.strip_prefix("feed:") {
+        let manager = Manager::connect(address, REMOTE_KEY).unwrap();
+        let jobs: QueueProxy<u32> = manager.lookup("jobs").unwrap();
+        for i in 0..100 {
+            jobs.put(i).unwrap();
+        }
+        println!("\n@@fed");
+    } else {
+        panic!("unknown helper task {what}");
+    }
+}
+
+// A remote manager: one program serves a queue on TCP, another that knows
+// only the address and key feeds it, and this one, related to neither
+// server nor feeder, drains it.
+#[test]
+fn unrelated_programs_share_a_published_queue_over_tcp() {
+    let mut server = another_program("serve");
+    let address = first_said(&mut server);
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    let mut feeder = another_program(&format!("feed:{address}"));
+    assert_eq!(first_said(&mut feeder), "fed");
+    finish(feeder);
+
+    let manager = Manager::connect(address.as_str(), REMOTE_KEY).unwrap();
+    let jobs: QueueProxy<u32> = manager.lookup("jobs").unwrap();
+    let got: Vec<u32> = (0..100).map(|_| jobs.get_timeout(LIMIT).unwrap()).collect();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    match manager.lookup::<QueueProxy<u32>>("nothing") {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        other => panic!("a missing name gave {other:?}"),
+    }
+    assert!(matches!(manager.lookup::<DictProxy<u8, u8>>("jobs"), Err(Error::Io(_))), "the wrong kind");
+    assert!(matches!(Manager::connect(address.as_str(), b"not the key"), Err(Error::Auth(_))));
+
+    drop(server.stdin.take());
+    finish(server);
+    assert!(matches!(jobs.len(), Err(Error::Closed)), "the server is gone");
 }

@@ -20,7 +20,10 @@ pub mod __fuzz;
 
 pub use connection::{Connection, pipe};
 pub use error::{Error, RemoteError, Result};
-pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder, Namespace, Number, SHUTDOWN_TIMEOUT};
+pub use manager::{
+    DictProxy, JoinableQueueProxy, ListProxy, Manager, ManagerBuilder, Namespace, Number, Proxy, QueueProxy,
+    SHUTDOWN_TIMEOUT,
+};
 pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use process::{
     Context, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,

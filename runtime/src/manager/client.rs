@@ -120,9 +120,10 @@ fn is_gone(kind: std::io::ErrorKind) -> bool {
     )
 }
 
-/// One object held by a server: what every proxy holds.
+/// One object held by a server: what every proxy holds. (Public only to
+/// name it in the sealed [`Proxy`](super::Proxy) trait.)
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ObjectRef {
+pub struct ObjectRef {
     pub(crate) server: Server,
     pub(crate) id: u64,
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::client::{self, ObjectRef};
-use super::server::{Access, Served, args, no_method, ret};
+use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::{ByteBuf, Bytes, Encoded};
 use crate::error::{Error, Result};
 
@@ -45,6 +45,20 @@ impl<K, V> Clone for DictProxy<K, V> {
         DictProxy { object: self.object.clone(), _types: PhantomData }
     }
 }
+
+impl<K, V> super::sealed::Sealed for DictProxy<K, V> {
+    const TYPEID: &'static str = TYPEID;
+
+    fn object(&self) -> &ObjectRef {
+        &self.object
+    }
+
+    fn from_object(object: ObjectRef) -> Self {
+        DictProxy { object, _types: PhantomData }
+    }
+}
+
+impl<K, V> super::Proxy for DictProxy<K, V> {}
 
 impl<K, V> fmt::Debug for DictProxy<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -426,7 +440,7 @@ impl Served for Dict {
         }
     }
 
-    fn call(&self, method: &str, a: Encoded) -> Result<Encoded> {
+    fn call(&self, method: &str, a: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         match method {
             "get" => ret(&self.get(&key_bytes(args(a)?)?)),
             "contains" => ret(&self.get(&key_bytes(args(a)?)?).is_some()),
@@ -438,7 +452,7 @@ impl Served for Dict {
         }
     }
 
-    fn call_mut(&mut self, method: &str, a: Encoded) -> Result<Encoded> {
+    fn call_mut(&mut self, method: &str, a: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         match method {
             "insert" => {
                 let (key, value): (Encoded, Encoded) = args(a)?;

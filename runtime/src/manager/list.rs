@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::client::{self, ObjectRef};
-use super::server::{Access, Served, args, no_method, ret};
+use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::Encoded;
 use crate::error::Result;
 
@@ -33,6 +33,20 @@ impl<T> Clone for ListProxy<T> {
         ListProxy { object: self.object.clone(), _items: PhantomData }
     }
 }
+
+impl<T> super::sealed::Sealed for ListProxy<T> {
+    const TYPEID: &'static str = TYPEID;
+
+    fn object(&self) -> &ObjectRef {
+        &self.object
+    }
+
+    fn from_object(object: ObjectRef) -> Self {
+        ListProxy { object, _items: PhantomData }
+    }
+}
+
+impl<T> super::Proxy for ListProxy<T> {}
 
 impl<T> fmt::Debug for ListProxy<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,7 +214,7 @@ impl Served for List {
         }
     }
 
-    fn call(&self, method: &str, a: Encoded) -> Result<Encoded> {
+    fn call(&self, method: &str, a: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         match method {
             "get" => ret(&self.items[index(args(a)?)]),
             "len" => ret(&(self.items.len() as u64)),
@@ -209,7 +223,7 @@ impl Served for List {
         }
     }
 
-    fn call_mut(&mut self, method: &str, a: Encoded) -> Result<Encoded> {
+    fn call_mut(&mut self, method: &str, a: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         match method {
             "push" => {
                 self.items.push(args(a)?);

@@ -12,6 +12,7 @@ mod dict;
 mod list;
 mod namespace;
 mod protocol;
+mod queue;
 mod server;
 
 use std::fmt;
@@ -24,6 +25,23 @@ use serde::de::DeserializeOwned;
 pub use dict::{DictProxy, Number};
 pub use list::ListProxy;
 pub use namespace::Namespace;
+pub use queue::{JoinableQueueProxy, QueueProxy};
+
+mod sealed {
+    /// What every proxy is: an object's place, and its type's name.
+    pub trait Sealed: Sized {
+        const TYPEID: &'static str;
+        fn object(&self) -> &super::client::ObjectRef;
+        fn from_object(object: super::client::ObjectRef) -> Self;
+    }
+}
+
+/// The proxies of objects a [`Manager`] holds: [`DictProxy`],
+/// [`ListProxy`], [`Namespace`], [`QueueProxy`], [`JoinableQueueProxy`].
+/// Any of them can be [published](Manager::publish) by name and
+/// [looked up](Manager::lookup) by processes that know only the manager's
+/// address and key.
+pub trait Proxy: sealed::Sealed {}
 
 use client::{ObjectRef, Server};
 use protocol::Request;
@@ -248,6 +266,75 @@ impl Manager {
     /// [`Error::Closed`] if the server is gone.
     pub fn namespace(&self) -> Result<Namespace> {
         Ok(Namespace::new(ObjectRef::create(&self.server, namespace::TYPEID, &())?))
+    }
+
+    /// A new, unbounded queue in the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
+        self.make(&(0u64, false))
+    }
+
+    /// A new queue in the manager that holds at most `maxsize` items.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `maxsize` is 0; [`Error::Closed`] if the server is
+    /// gone.
+    pub fn bounded_queue<T: Serialize + DeserializeOwned>(&self, maxsize: usize) -> Result<QueueProxy<T>> {
+        if maxsize == 0 {
+            return Err(Error::invalid_input("a bounded queue holds at least one item"));
+        }
+        self.make(&(maxsize as u64, false))
+    }
+
+    /// A new, unbounded queue in the manager that counts unfinished tasks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueueProxy<T>> {
+        self.make(&(0u64, true))
+    }
+
+    fn make<P: Proxy, I: Serialize>(&self, init: &I) -> Result<P> {
+        Ok(P::from_object(ObjectRef::create(&self.server, P::TYPEID, init)?))
+    }
+
+    /// Publishes the object of `proxy` as `name` on its server, so that a
+    /// process that knows only the server's address and key can
+    /// [`lookup`](Manager::lookup) it. A name published again names the
+    /// new object.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the object is held by another manager;
+    /// [`Error::Closed`] if the server is gone.
+    pub fn publish<P: Proxy>(&self, name: &str, proxy: &P) -> Result<()> {
+        let object = proxy.object();
+        if object.server.address != self.server.address {
+            return Err(Error::invalid_input("the object is held by another manager"));
+        }
+        let request = Request::Publish { name: name.to_owned(), id: object.id };
+        codec::decode(self.server.request(&request)?)
+    }
+
+    /// A proxy of the object published as `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] of kind `NotFound` if nothing is published as `name`,
+    /// of kind `InvalidInput` if the object is not of `P`'s kind;
+    /// [`Error::Closed`] if the server is gone.
+    pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
+        let (id, typeid): (u64, String) =
+            codec::decode(self.server.request(&Request::Lookup { name: name.to_owned() })?)?;
+        if typeid != P::TYPEID {
+            return Err(Error::invalid_input(format!("`{name}` is a `{typeid}`, not a `{}`", P::TYPEID)));
+        }
+        Ok(P::from_object(ObjectRef { server: self.server.clone(), id }))
     }
 
     /// Stops the server: asks it to exit, waits [`SHUTDOWN_TIMEOUT`], then

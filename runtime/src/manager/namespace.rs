@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::client::{self, ObjectRef};
-use super::server::{Access, Served, args, no_method, ret};
+use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::Encoded;
 use crate::error::{Error, Result};
 
@@ -22,6 +22,20 @@ pub(crate) const TYPEID: &str = "namespace";
 pub struct Namespace {
     object: ObjectRef,
 }
+
+impl super::sealed::Sealed for Namespace {
+    const TYPEID: &'static str = TYPEID;
+
+    fn object(&self) -> &ObjectRef {
+        &self.object
+    }
+
+    fn from_object(object: ObjectRef) -> Self {
+        Namespace { object }
+    }
+}
+
+impl super::Proxy for Namespace {}
 
 impl fmt::Debug for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,7 +118,7 @@ impl Served for NamespaceState {
         }
     }
 
-    fn call(&self, method: &str, a: Encoded) -> Result<Encoded> {
+    fn call(&self, method: &str, a: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         match method {
             "get" => ret(&self.values.get(&args::<String>(a)?)),
             "names" => ret(&self.values.keys().collect::<Vec<_>>()),
@@ -112,7 +126,7 @@ impl Served for NamespaceState {
         }
     }
 
-    fn call_mut(&mut self, method: &str, a: Encoded) -> Result<Encoded> {
+    fn call_mut(&mut self, method: &str, a: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         match method {
             "set" => {
                 let (name, value): (String, Encoded) = args(a)?;

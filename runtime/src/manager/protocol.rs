@@ -17,6 +17,10 @@ pub(crate) enum Request {
     Create { typeid: String, init: Encoded },
     /// Calls `method` of object `id` with `args`.
     Call { id: u64, method: String, args: Encoded },
+    /// Publishes object `id` as `name`, replacing what had that name.
+    Publish { name: String, id: u64 },
+    /// Answered with the id and type of the object published as `name`.
+    Lookup { name: String },
     /// Answered with `()`: the server is there and the key was right.
     Ping,
     /// Stops the server once it has answered.

@@ -8,15 +8,16 @@
 //! through `&mut self`.
 
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Failure, Request, Response};
-use super::{dict, list, namespace};
+use super::{dict, list, namespace, queue};
 use crate::codec::{self, Encoded};
 use crate::connection::{Address, Client, Connection, Listener};
 use crate::error::{Error, Result};
@@ -50,10 +51,60 @@ pub(crate) trait Served: Send + Sync {
     /// How `method` uses the object; `None` if there is no such method.
     fn access(&self, method: &str) -> Option<Access>;
     /// Runs a method whose access is [`Access::Shared`].
-    fn call(&self, method: &str, args: Encoded) -> Result<Encoded>;
+    fn call(&self, method: &str, args: Encoded, caller: &Caller<'_>) -> Result<Encoded>;
     /// Runs a method whose access is [`Access::Exclusive`].
-    fn call_mut(&mut self, method: &str, args: Encoded) -> Result<Encoded>;
+    fn call_mut(&mut self, method: &str, args: Encoded, caller: &Caller<'_>) -> Result<Encoded>;
+    /// The answer `reply` of a call of `method` could not be sent: its
+    /// caller is gone. A method that took something out (a queue's `get`)
+    /// puts it back.
+    fn reply_lost(&self, method: &str, reply: Encoded) {
+        let _ = (method, reply);
+    }
 }
+
+/// The client a method runs for.
+pub(crate) struct Caller<'a> {
+    conn: &'a Connection<()>,
+}
+
+impl Caller<'_> {
+    /// Whether the client has gone (or broken the protocol, which allows
+    /// no new request before the answer): a method that waits looks now
+    /// and then, and gives up for a client that will not read its answer.
+    pub(crate) fn gone(&self) -> bool {
+        crate::sys::poll::wait_readable([self.conn.channel.as_fd()], Some(std::time::Instant::now()))
+            .map_or(true, |[readable]| readable)
+    }
+
+    /// Waits on `changed` until `ready` holds for what `guard` guards, the
+    /// `deadline` passes (`Err(Timeout)`) or the client goes
+    /// (`Err(Closed)`).
+    pub(crate) fn wait_until<'g, T>(
+        &self,
+        mut guard: MutexGuard<'g, T>,
+        changed: &Condvar,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&T) -> bool,
+    ) -> Result<MutexGuard<'g, T>> {
+        loop {
+            if ready(&guard) {
+                return Ok(guard);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| d <= now) {
+                return Err(Error::Timeout);
+            }
+            if self.gone() {
+                return Err(Error::Closed);
+            }
+            let slice = deadline.map_or(LOOK_AGAIN, |d| (d - now).min(LOOK_AGAIN));
+            guard = changed.wait_timeout(guard, slice).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+}
+
+/// How often a method that waits looks whether its client is gone.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
 
 /// Decodes a method's arguments.
 pub(crate) fn args<A: DeserializeOwned>(args: Encoded) -> Result<A> {
@@ -78,6 +129,8 @@ struct Object {
 
 struct State {
     objects: Mutex<HashMap<u64, Arc<Object>>>,
+    /// Objects published by name, for clients that know only the address.
+    names: Mutex<HashMap<String, u64>>,
     next_id: AtomicU64,
     stopping: AtomicBool,
     address: Address,
@@ -111,6 +164,7 @@ fn run(input: Input) -> Result<Encoded> {
     drop(ready);
     let state = Arc::new(State {
         objects: Mutex::new(HashMap::new()),
+        names: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
         address,
@@ -141,20 +195,27 @@ fn run(input: Input) -> Result<Encoded> {
 
 /// Serves one client's calls, one at a time, until it goes.
 fn serve(conn: &Connection<()>, state: &State) {
+    let caller = Caller { conn };
     while let Ok(encoded) = conn.channel.recv_spinning(super::client::spin()) {
         let (response, stop) = match codec::decode::<Request>(encoded) {
-            Ok(Request::Shutdown) => (Response::Done(Encoded::default()), true),
-            Ok(request) => (state.handle(request), false),
+            Ok(Request::Shutdown) => (Handled::plain(Response::Done(Encoded::default())), true),
+            Ok(request) => (state.handle(request, &caller), false),
             Err(e) => {
-                (Response::Failed(Failure::Codec(format!("a request that does not decode: {e}"))), false)
+                let failure = Failure::Codec(format!("a request that does not decode: {e}"));
+                (Handled::plain(Response::Failed(failure)), false)
             }
         };
-        let encoded = codec::encode(&response).or_else(|e| {
+        let encoded = codec::encode(&response.response).or_else(|e| {
             codec::encode(&Response::Failed(Failure::Codec(format!("a result that does not encode: {e}"))))
         });
-        let Ok(encoded) = encoded else { return };
-        let fds: Vec<_> = encoded.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
-        if conn.channel.send(&encoded.bytes, &fds).is_err() {
+        let sent = encoded.and_then(|encoded| {
+            let fds: Vec<_> = encoded.fds.iter().map(AsFd::as_fd).collect();
+            conn.channel.send(&encoded.bytes, &fds)
+        });
+        if sent.is_err() {
+            if let (Some((object, method)), Response::Done(value)) = (response.from, response.response) {
+                object.state.read().unwrap_or_else(PoisonError::into_inner).reply_lost(&method, value);
+            }
             return;
         }
         if stop {
@@ -164,17 +225,55 @@ fn serve(conn: &Connection<()>, state: &State) {
     }
 }
 
+/// An answer, and the object and method it came from.
+struct Handled {
+    response: Response,
+    from: Option<(Arc<Object>, String)>,
+}
+
+impl Handled {
+    fn plain(response: Response) -> Handled {
+        Handled { response, from: None }
+    }
+}
+
 impl State {
-    fn handle(&self, request: Request) -> Response {
+    fn handle(&self, request: Request, caller: &Caller<'_>) -> Handled {
         let result = match request {
             Request::Create { typeid, init } => self.create(&typeid, init),
-            Request::Call { id, method, args } => return self.call(id, &method, args),
+            Request::Call { id, method, args } => return self.call(id, method, args, caller),
+            Request::Publish { name, id } => self.publish(name, id),
+            Request::Lookup { name } => self.lookup(&name),
             Request::Ping | Request::Shutdown => codec::encode(&()),
         };
-        match result {
+        Handled::plain(match result {
             Ok(value) => Response::Done(value),
             Err(e) => Response::Failed(Failure::from_error(e)),
-        }
+        })
+    }
+
+    fn object(&self, id: u64) -> Result<Arc<Object>> {
+        let object = self.objects.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
+        object.ok_or_else(|| Error::invalid_input(format!("this manager holds no object {id}")))
+    }
+
+    fn publish(&self, name: String, id: u64) -> Result<Encoded> {
+        self.object(id)?;
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).insert(name, id);
+        codec::encode(&())
+    }
+
+    /// The id and type of the object published as `name`.
+    fn lookup(&self, name: &str) -> Result<Encoded> {
+        let id = self.names.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied();
+        let id = id.ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("nothing is published as `{name}` on this manager"),
+            ))
+        })?;
+        let object = self.object(id)?;
+        codec::encode(&(id, &object.typeid))
     }
 
     fn create(&self, typeid: &str, init: Encoded) -> Result<Encoded> {
@@ -185,27 +284,27 @@ impl State {
         codec::encode(&id)
     }
 
-    fn call(&self, id: u64, method: &str, args: Encoded) -> Response {
-        let object = self.objects.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
-        let Some(object) = object else {
-            return Response::Failed(Failure::Invalid(format!("this manager holds no object {id}")));
+    fn call(&self, id: u64, method: String, args: Encoded, caller: &Caller<'_>) -> Handled {
+        let object = match self.object(id) {
+            Ok(object) => object,
+            Err(e) => return Handled::plain(Response::Failed(Failure::from_error(e))),
         };
-        let access = object.state.read().unwrap_or_else(PoisonError::into_inner).access(method);
+        let access = object.state.read().unwrap_or_else(PoisonError::into_inner).access(&method);
         let Some(access) = access else {
-            return Response::Failed(Failure::Invalid(format!(
-                "`{}` has no method `{method}`",
-                object.typeid
-            )));
+            let failure = Failure::Invalid(format!("`{}` has no method `{method}`", object.typeid));
+            return Handled::plain(Response::Failed(failure));
         };
         // A method that panics leaves the object as it was when it
         // panicked, and the server goes on serving.
         let ran = registry::catch_panic(|| match access {
-            Access::Shared => object.state.read().unwrap_or_else(PoisonError::into_inner).call(method, args),
+            Access::Shared => {
+                object.state.read().unwrap_or_else(PoisonError::into_inner).call(&method, args, caller)
+            }
             Access::Exclusive => {
-                object.state.write().unwrap_or_else(PoisonError::into_inner).call_mut(method, args)
+                object.state.write().unwrap_or_else(PoisonError::into_inner).call_mut(&method, args, caller)
             }
         });
-        match ran {
+        let response = match ran {
             Ok(Ok(value)) => Response::Done(value),
             Ok(Err(e)) => Response::Failed(Failure::from_error(e)),
             Err(panicked) => Response::Failed(Failure::Panicked {
@@ -214,7 +313,8 @@ impl State {
                 pid: std::process::id(),
                 location: panicked.location,
             }),
-        }
+        };
+        Handled { response, from: Some((object, method)) }
     }
 
     /// Stops the accepting loop: sets the flag, then wakes `accept` with a
@@ -231,6 +331,7 @@ fn make(typeid: &str, init: Encoded) -> Result<Box<dyn Served>> {
         dict::TYPEID => Box::new(dict::Dict::new(args(init)?)?),
         list::TYPEID => Box::new(list::List::new(args(init)?)),
         namespace::TYPEID => Box::new(namespace::NamespaceState::default()),
+        queue::TYPEID | queue::JOINABLE_TYPEID => Box::new(queue::QueueState::new(args(init)?)),
         other => return Err(Error::invalid_input(format!("this manager knows no type `{other}`"))),
     })
 }
