@@ -21,8 +21,9 @@ pub mod __fuzz;
 pub use connection::{Connection, pipe};
 pub use error::{Error, RemoteError, Result};
 pub use manager::{
-    DictProxy, JoinableQueueProxy, ListProxy, Manager, ManagerBuilder, Namespace, Number, Proxy, QueueProxy,
-    SHUTDOWN_TIMEOUT,
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
+    LockProxy, Manager, ManagerBuilder, Namespace, Number, Proxy, ProxyLockGuard, QueueProxy, RLockProxy,
+    SHUTDOWN_TIMEOUT, SemaphoreProxy, ValueProxy,
 };
 pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use process::{

@@ -50,6 +50,10 @@ impl fmt::Debug for Server {
 struct Idle {
     generation: u64,
     by_server: HashMap<Server, Vec<Connection<()>>>,
+    /// This process's number for the servers, and per server the session
+    /// connection whose end tells the server that this process has gone.
+    token: u64,
+    sessions: HashMap<Server, Connection<()>>,
 }
 
 static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
@@ -59,16 +63,7 @@ const KEEP: usize = 16;
 
 impl Server {
     fn take(&self) -> Result<Connection<()>> {
-        let generation = identity::generation();
-        let reused = {
-            let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.as_ref().is_none_or(|i| i.generation != generation) {
-                // A forked child's inherited connections are closed here;
-                // the parent's stay open.
-                *idle = Some(Idle { generation, by_server: HashMap::new() });
-            }
-            idle.as_mut().and_then(|i| i.by_server.get_mut(self)).and_then(Vec::pop)
-        };
+        let reused = with_idle(|idle| idle.by_server.get_mut(self).and_then(Vec::pop))?;
         match reused {
             Some(conn) => Ok(conn),
             None => Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone),
@@ -76,13 +71,32 @@ impl Server {
     }
 
     fn give_back(&self, conn: Connection<()>) {
-        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(idle) = idle.as_mut().filter(|i| i.generation == identity::generation()) {
+        let _ = with_idle(|idle| {
             let list = idle.by_server.entry(self.clone()).or_default();
             if list.len() < KEEP {
                 list.push(conn);
             }
+        });
+    }
+
+    /// Who this thread of this process is to the server: for objects that
+    /// have an owner (a lock). The first time, opens the session whose
+    /// end, when this process ends, frees what it holds.
+    pub(crate) fn holder(&self) -> Result<Holder> {
+        let (token, open) = with_idle(|idle| (idle.token, idle.sessions.contains_key(self)))?;
+        if !open {
+            let conn = Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone)?;
+            let encoded = codec::encode(&Request::Session { process: token })?;
+            conn.channel.send(&encoded.bytes, &[]).map_err(gone)?;
+            match codec::decode::<Response>(conn.channel.recv(None).map_err(gone)?)? {
+                Response::Done(_) => {}
+                Response::Failed(failure) => return Err(failure.into_error()),
+            }
+            with_idle(|idle| {
+                idle.sessions.entry(self.clone()).or_insert(conn);
+            })?;
         }
+        Ok(Holder { process: token, thread: THREAD.with(|t| *t) })
     }
 
     /// Sends `request` and waits for the answer.
@@ -101,6 +115,38 @@ impl Server {
             Response::Failed(failure) => Err(failure.into_error()),
         }
     }
+}
+
+/// Runs `f` on this process's idle connections and sessions, made anew
+/// in a forked child: its inherited connections are closed here (the
+/// parent's stay open), and it has a token of its own.
+fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> Result<R> {
+    let generation = identity::generation();
+    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if idle.as_ref().is_none_or(|i| i.generation != generation) {
+        *idle = Some(Idle {
+            generation,
+            by_server: HashMap::new(),
+            token: crate::sys::random::random_u64()?,
+            sessions: HashMap::new(),
+        });
+    }
+    Ok(f(idle.as_mut().expect("made above")))
+}
+
+/// A thread of a process, as the servers know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Holder {
+    pub(crate) process: u64,
+    pub(crate) thread: u64,
+}
+
+thread_local! {
+    /// This thread's number among the process's threads.
+    static THREAD: u64 = {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    };
 }
 
 /// A connection that broke, or a server that is not there, is a server

@@ -132,7 +132,7 @@ macro_rules! numbers {
         )*
 
         /// Adds `delta` to `stored` (zero if absent) as numbers of `kind`.
-        fn add_as(kind: NumberKind, stored: Option<&Encoded>, delta: Encoded) -> Result<Encoded> {
+        pub(crate) fn add_as(kind: NumberKind, stored: Option<&Encoded>, delta: Encoded) -> Result<Encoded> {
             match kind {
                 $(NumberKind::$kind => add_typed::<$int>(stored, delta),)*
                 $(NumberKind::$fkind => add_typed::<$float>(stored, delta),)*

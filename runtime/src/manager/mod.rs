@@ -14,6 +14,7 @@ mod namespace;
 mod protocol;
 mod queue;
 mod server;
+mod sync;
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
@@ -26,6 +27,10 @@ pub use dict::{DictProxy, Number};
 pub use list::ListProxy;
 pub use namespace::Namespace;
 pub use queue::{JoinableQueueProxy, QueueProxy};
+pub use sync::{
+    ArrayProxy, BarrierProxy, ConditionProxy, EventProxy, LockProxy, ProxyLockGuard, RLockProxy,
+    SemaphoreProxy, ValueProxy,
+};
 
 mod sealed {
     /// What every proxy is: an object's place, and its type's name.
@@ -37,7 +42,9 @@ mod sealed {
 }
 
 /// The proxies of objects a [`Manager`] holds: [`DictProxy`],
-/// [`ListProxy`], [`Namespace`], [`QueueProxy`], [`JoinableQueueProxy`].
+/// [`ListProxy`], [`Namespace`], [`QueueProxy`], [`JoinableQueueProxy`],
+/// [`LockProxy`], [`RLockProxy`], [`SemaphoreProxy`], [`ConditionProxy`],
+/// [`EventProxy`], [`BarrierProxy`], [`ValueProxy`] and [`ArrayProxy`].
 /// Any of them can be [published](Manager::publish) by name and
 /// [looked up](Manager::lookup) by processes that know only the manager's
 /// address and key.
@@ -297,6 +304,95 @@ impl Manager {
     /// [`Error::Closed`] if the server is gone.
     pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueueProxy<T>> {
         self.make(&(0u64, true))
+    }
+
+    /// A new lock in the manager, free.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn lock(&self) -> Result<LockProxy> {
+        self.make(&())
+    }
+
+    /// A new reentrant lock in the manager, free.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn rlock(&self) -> Result<RLockProxy> {
+        self.make(&())
+    }
+
+    /// A new semaphore in the manager with `value` units.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        self.make(&(value, false))
+    }
+
+    /// A new semaphore in the manager with `value` units, which a release
+    /// may not take over `value` (Python's `BoundedSemaphore`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        self.make(&(value, true))
+    }
+
+    /// A new condition variable in the manager, with its own lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        self.make(&())
+    }
+
+    /// A new event in the manager, not set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone.
+    pub fn event(&self) -> Result<EventProxy> {
+        self.make(&())
+    }
+
+    /// A new barrier in the manager for `parties` parties.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `parties` is 0; [`Error::Closed`] if the server is
+    /// gone.
+    pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
+        self.make(&(parties as u64))
+    }
+
+    /// A new value in the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone; [`Error::Codec`] if the
+    /// value does not encode.
+    pub fn value<T: Serialize + DeserializeOwned>(&self, value: T) -> Result<ValueProxy<T>> {
+        self.make(&client::value(&value)?)
+    }
+
+    /// A new array in the manager holding `items`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone; [`Error::Codec`] if an item
+    /// does not encode.
+    pub fn array<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ArrayProxy<T>> {
+        let items = items.into_iter().map(|i| client::value(&i)).collect::<Result<Vec<_>>>()?;
+        self.make(&items)
     }
 
     fn make<P: Proxy, I: Serialize>(&self, init: &I) -> Result<P> {

@@ -21,6 +21,10 @@ pub(crate) enum Request {
     Publish { name: String, id: u64 },
     /// Answered with the id and type of the object published as `name`.
     Lookup { name: String },
+    /// Makes this connection the session of client process `process`:
+    /// answered with `()`, then never used again; when it ends, the server
+    /// frees what that process held.
+    Session { process: u64 },
     /// Answered with `()`: the server is there and the key was right.
     Ping,
     /// Stops the server once it has answered.

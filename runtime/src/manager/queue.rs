@@ -271,7 +271,7 @@ impl Served for QueueState {
         match method {
             "put" => {
                 let (item, timeout): (Encoded, Option<Duration>) = args(a)?;
-                let ready = |inner: &Inner| !self.full(inner);
+                let ready = |inner: &mut Inner| !self.full(inner);
                 let mut inner = caller
                     .wait_until(self.lock(), &self.changed, deadline(timeout), ready)
                     .map_err(|e| if matches!(e, Error::Timeout) { Error::Full } else { e })?;
@@ -282,7 +282,7 @@ impl Served for QueueState {
             }
             "get" => {
                 let timeout: Option<Duration> = args(a)?;
-                let ready = |inner: &Inner| !inner.items.is_empty();
+                let ready = |inner: &mut Inner| !inner.items.is_empty();
                 let mut inner = caller
                     .wait_until(self.lock(), &self.changed, deadline(timeout), ready)
                     .map_err(|e| if matches!(e, Error::Timeout) { Error::Empty } else { e })?;
@@ -303,7 +303,7 @@ impl Served for QueueState {
             }
             "join" => {
                 let timeout: Option<Duration> = args(a)?;
-                let none_left = |inner: &Inner| inner.unfinished == 0;
+                let none_left = |inner: &mut Inner| inner.unfinished == 0;
                 drop(caller.wait_until(self.lock(), &self.changed, deadline(timeout), none_left)?);
                 ret(&())
             }

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Failure, Request, Response};
-use super::{dict, list, namespace, queue};
+use super::{dict, list, namespace, queue, sync};
 use crate::codec::{self, Encoded};
 use crate::connection::{Address, Client, Connection, Listener};
 use crate::error::{Error, Result};
@@ -60,6 +60,11 @@ pub(crate) trait Served: Send + Sync {
     fn reply_lost(&self, method: &str, reply: Encoded) {
         let _ = (method, reply);
     }
+
+    /// Client process `process` has ended: what it held is free.
+    fn process_gone(&self, process: u64) {
+        let _ = process;
+    }
 }
 
 /// The client a method runs for.
@@ -76,7 +81,8 @@ impl Caller<'_> {
             .map_or(true, |[readable]| readable)
     }
 
-    /// Waits on `changed` until `ready` holds for what `guard` guards, the
+    /// Waits on `changed` until `ready` holds for what `guard` guards (it
+    /// may change it, to take what it waited for), the
     /// `deadline` passes (`Err(Timeout)`) or the client goes
     /// (`Err(Closed)`).
     pub(crate) fn wait_until<'g, T>(
@@ -84,10 +90,10 @@ impl Caller<'_> {
         mut guard: MutexGuard<'g, T>,
         changed: &Condvar,
         deadline: Option<Instant>,
-        mut ready: impl FnMut(&T) -> bool,
+        mut ready: impl FnMut(&mut T) -> bool,
     ) -> Result<MutexGuard<'g, T>> {
         loop {
-            if ready(&guard) {
+            if ready(&mut guard) {
                 return Ok(guard);
             }
             let now = Instant::now();
@@ -198,6 +204,7 @@ fn serve(conn: &Connection<()>, state: &State) {
     let caller = Caller { conn };
     while let Ok(encoded) = conn.channel.recv_spinning(super::client::spin()) {
         let (response, stop) = match codec::decode::<Request>(encoded) {
+            Ok(Request::Session { process }) => return state.session(conn, process),
             Ok(Request::Shutdown) => (Handled::plain(Response::Done(Encoded::default())), true),
             Ok(request) => (state.handle(request, &caller), false),
             Err(e) => {
@@ -244,12 +251,27 @@ impl State {
             Request::Call { id, method, args } => return self.call(id, method, args, caller),
             Request::Publish { name, id } => self.publish(name, id),
             Request::Lookup { name } => self.lookup(&name),
-            Request::Ping | Request::Shutdown => codec::encode(&()),
+            Request::Ping | Request::Shutdown | Request::Session { .. } => codec::encode(&()),
         };
         Handled::plain(match result {
             Ok(value) => Response::Done(value),
             Err(e) => Response::Failed(Failure::from_error(e)),
         })
+    }
+
+    /// Serves the session of client process `process`: answers, then waits
+    /// for the connection to end, and frees what the process held.
+    fn session(&self, conn: &Connection<()>, process: u64) {
+        if let Ok(encoded) = codec::encode(&Response::Done(Encoded::default())) {
+            let _ = conn.channel.send(&encoded.bytes, &[]);
+        }
+        // Anything sent on a session is a broken client: it ends it too.
+        let _ = conn.channel.recv(None);
+        let objects: Vec<Arc<Object>> =
+            self.objects.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for object in objects {
+            object.state.read().unwrap_or_else(PoisonError::into_inner).process_gone(process);
+        }
     }
 
     fn object(&self, id: u64) -> Result<Arc<Object>> {
@@ -332,6 +354,14 @@ fn make(typeid: &str, init: Encoded) -> Result<Box<dyn Served>> {
         list::TYPEID => Box::new(list::List::new(args(init)?)),
         namespace::TYPEID => Box::new(namespace::NamespaceState::default()),
         queue::TYPEID | queue::JOINABLE_TYPEID => Box::new(queue::QueueState::new(args(init)?)),
+        sync::LOCK => Box::new(sync::LockState::new(false)),
+        sync::RLOCK => Box::new(sync::LockState::new(true)),
+        sync::SEMAPHORE => Box::new(sync::SemaphoreState::new(args(init)?)),
+        sync::CONDITION => Box::new(sync::ConditionState::new()),
+        sync::EVENT => Box::new(sync::EventState::new()),
+        sync::BARRIER => Box::new(sync::BarrierState::new(args(init)?)?),
+        sync::VALUE => Box::new(sync::ValueState::new(args(init)?)),
+        sync::ARRAY => Box::new(list::List::new(args(init)?)),
         other => return Err(Error::invalid_input(format!("this manager knows no type `{other}`"))),
     })
 }
