@@ -1,4 +1,4 @@
 #![doc = include_str!("../README.md")]
 
-pub use multiproc_macros::remote;
+pub use multiproc_macros::{managed, remote};
 pub use multiproc_runtime::*;

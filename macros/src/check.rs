@@ -46,11 +46,11 @@ pub(crate) fn check(f: &RemoteFn, errors: &mut Errors) {
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => no_self(receiver.self_token.span, errors),
-            FnArg::Typed(arg) => owned_type(&arg.ty, "argument", errors),
+            FnArg::Typed(arg) => owned_type(&arg.ty, REMOTE, "argument", errors),
         }
     }
     if let syn::ReturnType::Type(_, ty) = &sig.output {
-        owned_type(ty, "return type", errors);
+        owned_type(ty, REMOTE, "return type", errors);
     }
 }
 
@@ -147,10 +147,15 @@ fn no_self(span: Span, errors: &mut Errors) {
     );
 }
 
+/// What the messages call a `#[remote]` fn.
+const REMOTE: &str = "a #[remote] fn";
+
 // Arguments and results are copied into another process's memory: they
-// must be owned, concrete values.
-fn owned_type(ty: &Type, what: &str, errors: &mut Errors) {
+// must be owned, concrete values. `who` is what has them, as the messages
+// say it ("a #[remote] fn").
+pub(crate) fn owned_type(ty: &Type, who: &str, what: &str, errors: &mut Errors) {
     struct Finder<'a> {
+        who: &'a str,
         what: &'a str,
         errors: &'a mut Errors,
     }
@@ -164,9 +169,9 @@ fn owned_type(ty: &Type, what: &str, errors: &mut Errors) {
             self.errors.push(
                 r.and_token.span,
                 format!(
-                    "a #[remote] fn cannot have a borrowed {}: the value is copied into another \
+                    "{} cannot have a borrowed {}: the value is copied into another \
                      process, so it must be owned; use {owned} instead",
-                    self.what
+                    self.who, self.what
                 ),
             );
         }
@@ -174,9 +179,9 @@ fn owned_type(ty: &Type, what: &str, errors: &mut Errors) {
             self.errors.push(
                 t.impl_token.span,
                 format!(
-                    "a #[remote] fn cannot have an `impl Trait` {}: the process that receives \
+                    "{} cannot have an `impl Trait` {}: the process that receives \
                      it needs one concrete type to decode; name the type",
-                    self.what
+                    self.who, self.what
                 ),
             );
         }
@@ -185,14 +190,14 @@ fn owned_type(ty: &Type, what: &str, errors: &mut Errors) {
                 self.errors.push_spanned(
                     l,
                     format!(
-                        "a #[remote] fn cannot have a borrowed {}: the value is copied into \
+                        "{} cannot have a borrowed {}: the value is copied into \
                          another process, so it must own its data; use an owned type, or \
                          `'static` instead of `{}`",
-                        self.what, l
+                        self.who, self.what, l
                     ),
                 );
             }
         }
     }
-    Finder { what, errors }.visit_type(ty);
+    Finder { who, what, errors }.visit_type(ty);
 }

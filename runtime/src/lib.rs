@@ -22,8 +22,8 @@ pub use connection::{Connection, pipe};
 pub use error::{Error, RemoteError, Result};
 pub use manager::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
-    LockProxy, Manager, ManagerBuilder, Namespace, Number, Proxy, ProxyLockGuard, QueueProxy, RLockProxy,
-    SHUTDOWN_TIMEOUT, SemaphoreProxy, ValueProxy,
+    LockProxy, Managed, Manager, ManagerBuilder, Namespace, Number, Proxy, ProxyLockGuard, QueueProxy,
+    RLockProxy, SHUTDOWN_TIMEOUT, SemaphoreProxy, ValueProxy,
 };
 pub use pool::{AsyncResult, IMap, Pool, PoolBuilder};
 pub use process::{
@@ -42,6 +42,7 @@ pub use start::{StartMethod, get_start_method, set_start_method};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec::Encoded;
+    pub use crate::manager::__private::*;
     pub use crate::registry::{Input, Registration, invoke};
     pub use inventory;
     pub use serde;
@@ -68,4 +69,24 @@ pub mod __private {
     // As for `RemoteArg`.
     #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> RemoteReturn for T {}
+
+    /// Marks types that can be an argument of a `#[managed]` method.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an argument of a #[managed] method: it must implement serde's `Serialize` and `DeserializeOwned`",
+        label = "this argument cannot be sent to the manager",
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or pass an owned type that has them"
+    )]
+    pub trait ManagedArg: serde::Serialize + serde::de::DeserializeOwned + 'static {}
+    #[diagnostic::do_not_recommend]
+    impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> ManagedArg for T {}
+
+    /// Marks types that can be returned by a `#[managed]` method.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be returned by a #[managed] method: it must implement serde's `Serialize` and `DeserializeOwned`",
+        label = "this value cannot be sent back from the manager",
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return an owned type that has them"
+    )]
+    pub trait ManagedReturn: serde::Serialize + serde::de::DeserializeOwned + 'static {}
+    #[diagnostic::do_not_recommend]
+    impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> ManagedReturn for T {}
 }

@@ -8,6 +8,7 @@
 //! connections to the servers it calls, one per call under way, reused.
 
 mod client;
+mod custom;
 mod dict;
 mod list;
 mod namespace;
@@ -23,7 +24,18 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use custom::Managed;
 pub use dict::{DictProxy, Number};
+
+/// What the code `#[managed]` generates uses. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::client::ObjectRef;
+    pub use super::custom::{
+        ManagedObject, ManagedType, call_method, call_proxy, make_managed, unknown_method,
+    };
+    pub use super::sealed::Sealed as ProxySeal;
+}
 pub use list::ListProxy;
 pub use namespace::Namespace;
 pub use queue::{JoinableQueueProxy, QueueProxy};
@@ -32,11 +44,14 @@ pub use sync::{
     SemaphoreProxy, ValueProxy,
 };
 
-mod sealed {
+pub(crate) mod sealed {
     /// What every proxy is: an object's place, and its type's name.
     pub trait Sealed: Sized {
+        /// The name of the kind of object, as the server knows it.
         const TYPEID: &'static str;
+        /// Where the object is.
         fn object(&self) -> &super::client::ObjectRef;
+        /// The proxy of the object at `object`.
         fn from_object(object: super::client::ObjectRef) -> Self;
     }
 }
@@ -393,6 +408,18 @@ impl Manager {
     ) -> Result<ArrayProxy<T>> {
         let items = items.into_iter().map(|i| client::value(&i)).collect::<Result<Vec<_>>>()?;
         self.make(&items)
+    }
+
+    /// Hands `value` to the manager, which holds it from then on, and
+    /// returns its proxy: the type's methods, called in the manager for
+    /// any process that has the proxy. See [`Managed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the server is gone; [`Error::Codec`] if the
+    /// value does not encode.
+    pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
+        Ok(<T::Proxy as sealed::Sealed>::from_object(ObjectRef::create(&self.server, T::TYPEID, &value)?))
     }
 
     fn make<P: Proxy, I: Serialize>(&self, init: &I) -> Result<P> {

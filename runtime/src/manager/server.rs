@@ -362,6 +362,9 @@ fn make(typeid: &str, init: Encoded) -> Result<Box<dyn Served>> {
         sync::BARRIER => Box::new(sync::BarrierState::new(args(init)?)?),
         sync::VALUE => Box::new(sync::ValueState::new(args(init)?)),
         sync::ARRAY => Box::new(list::List::new(args(init)?)),
-        other => return Err(Error::invalid_input(format!("this manager knows no type `{other}`"))),
+        other => match super::custom::make(other, init) {
+            Some(made) => made?,
+            None => return Err(Error::invalid_input(format!("this manager knows no type `{other}`"))),
+        },
     })
 }
