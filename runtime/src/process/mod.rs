@@ -340,6 +340,7 @@ impl ProcessBuilder {
             daemon,
             start_method: method,
             log_level: log::max_level() as u8,
+            log_to_stderr: start::logging::in_use(),
         };
         let launched = start::launch(method, &spec, args.fds)?;
         let entry = ChildEntry::register(launched.watch, name, daemon)?;

@@ -17,6 +17,7 @@ pub(crate) mod children;
 mod forkserver;
 pub(crate) mod identity;
 mod launcher;
+pub(crate) mod logging;
 pub(crate) mod spec;
 pub(crate) mod tracker;
 pub(crate) mod watch;

@@ -27,6 +27,9 @@ pub(crate) struct ChildSpec {
     pub(crate) start_method: StartMethod,
     /// `log::LevelFilter` as a number.
     pub(crate) log_level: u8,
+    /// Whether the parent prints its log records on stderr with
+    /// `log_to_stderr`, so that the child does too.
+    pub(crate) log_to_stderr: bool,
 }
 
 /// How the target ended, sent by the child as the one frame it writes. The
