@@ -509,3 +509,34 @@ fn unrelated_programs_share_a_published_queue_over_tcp() {
     finish(server);
     assert!(matches!(jobs.len(), Err(Error::Closed)), "the server is gone");
 }
+
+#[multiproc::remote]
+fn take_proxy_from_queue(q: Queue<DictProxy<String, u32>>) {
+    let d = q.get_timeout(LIMIT).unwrap();
+    d.insert("through a queue".into(), 1).unwrap();
+}
+
+// A proxy is a value: it goes through a queue and stays live.
+#[test]
+fn a_proxy_goes_through_a_queue() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<String, u32>().unwrap();
+    let q = Queue::new().unwrap();
+    q.put(d.clone()).unwrap();
+    join(multiproc::spawn(take_proxy_from_queue, (q.clone(),)).unwrap()).unwrap();
+    assert_eq!(d.get(&"through a queue".into()).unwrap(), Some(1));
+}
+
+// MGR-12: a manager can be started again on the address of one just shut
+// down.
+#[test]
+fn a_manager_restarts_on_the_same_tcp_address() {
+    let first = Manager::builder().address("127.0.0.1:0").unwrap().start().unwrap();
+    let address = first.address().clone();
+    let l = first.list_from([1u8]).unwrap();
+    assert_eq!(l.len().unwrap(), 1, "a connection was made");
+    first.shutdown().unwrap();
+    let second = Manager::builder().address(address.clone()).unwrap().start().unwrap();
+    assert_eq!(second.address(), &address);
+    assert_eq!(second.list_from([1u8, 2]).unwrap().len().unwrap(), 2);
+}
