@@ -30,7 +30,10 @@ use std::time::Instant;
 use multiproc::Connection;
 
 mod report;
-use report::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+use report::{
+    PLACEMENTS, Series, Target, cell, compile_limits, print_errors, print_samples, print_targets, ratio,
+    run_helper,
+};
 
 /// Rounds the measurements are spread over.
 const ROUNDS: usize = 3;
@@ -143,51 +146,8 @@ fn worker(workload: &str) {
             std::process::exit(2);
         }
     };
-    let name = WORKLOADS.iter().find(|(w, _)| *w == workload).map_or(workload, |(_, name)| name);
-    match samples {
-        Ok(samples) => {
-            let cells: Vec<String> = samples.iter().map(|s| format!("{s:.6}")).collect();
-            println!("SAMPLES {name} {}", cells.join(" "));
-        }
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            std::process::exit(1);
-        }
-    }
+    print_samples(workload, &WORKLOADS, samples);
 }
-
-/// Where the processes of a series run.
-#[derive(Debug, Clone, Copy)]
-enum Placement {
-    Unpinned,
-    /// Every process on core 0.
-    Pinned,
-}
-
-impl Placement {
-    fn name(self) -> &'static str {
-        match self {
-            Placement::Unpinned => "unpinned",
-            Placement::Pinned => "pinned",
-        }
-    }
-
-    /// A command running `program` with `args` in this placement.
-    fn command(self, program: &std::path::Path, args: &[&str]) -> Command {
-        let mut cmd = match self {
-            Placement::Unpinned => Command::new(program),
-            Placement::Pinned => {
-                let mut cmd = Command::new("taskset");
-                cmd.args(["-c", "0"]).arg(program);
-                cmd
-            }
-        };
-        cmd.args(args);
-        cmd
-    }
-}
-
-const PLACEMENTS: [Placement; 2] = [Placement::Unpinned, Placement::Pinned];
 
 fn main() {
     if let Some(workload) = std::env::var_os(WORKER) {

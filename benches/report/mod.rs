@@ -241,3 +241,56 @@ pub fn print_errors(series: &Series) {
         }
     }
 }
+
+/// Where the processes of a series run.
+#[derive(Debug, Clone, Copy)]
+pub enum Placement {
+    Unpinned,
+    /// Every process on core 0 (`taskset -c 0`): on a VM a wake-up across
+    /// cores costs tens of microseconds, on one core it is a context
+    /// switch.
+    Pinned,
+}
+
+/// Both placements, in the order the tables show them.
+pub const PLACEMENTS: [Placement; 2] = [Placement::Unpinned, Placement::Pinned];
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::Pinned => "pinned",
+        }
+    }
+
+    /// A command running `program` with `args` in this placement.
+    pub fn command(self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = match self {
+            Placement::Unpinned => Command::new(program),
+            Placement::Pinned => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", "0"]).arg(program);
+                cmd
+            }
+        };
+        cmd.args(args);
+        cmd
+    }
+}
+
+/// What a bench binary re-run as a measuring worker prints: the samples of
+/// `workload` as `SAMPLES <name> ...` (its series' name from `workloads`),
+/// or the error, exiting with failure.
+pub fn print_samples(workload: &str, workloads: &[(&str, &str)], samples: Result<Vec<f64>, String>) {
+    let name = workloads.iter().find(|(w, _)| *w == workload).map_or(workload, |(_, name)| name);
+    match samples {
+        Ok(samples) => {
+            let cells: Vec<String> = samples.iter().map(|s| format!("{s:.6}")).collect();
+            println!("SAMPLES {name} {}", cells.join(" "));
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

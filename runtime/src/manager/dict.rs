@@ -4,79 +4,40 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
-use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::client::{self, ObjectRef};
+use super::client;
 use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::{ByteBuf, Bytes, Encoded};
 use crate::error::{Error, Result};
 
 pub(crate) const TYPEID: &str = "dict";
 
-/// A proxy of a map held by a [`Manager`](crate::Manager), with keys `K`
-/// and values `V`: every method is one call to the manager's server, made
-/// by whichever process holds the proxy.
-///
-/// Keys are compared by their encoded bytes, so `K` needs no `Hash` (an
-/// `f64` key works); entries keep the order they were inserted in, as a
-/// Python `dict` does.
-///
-/// Each call is atomic, but two calls are not: `get` then `insert` from
-/// two processes at once can lose one of the updates (Python's
-/// `d[k] += 1` loses most of them, MGR-20). For read-modify-write, use
-/// [`add`](DictProxy::add), [`get_or_insert`](DictProxy::get_or_insert),
-/// [`compare_and_swap`](DictProxy::compare_and_swap) or
-/// [`update`](DictProxy::update), which are.
-///
-/// A value taken out of the dict is a copy: changing it changes nothing
-/// in the manager until it is inserted again. To share a container inside
-/// a container, insert a proxy (a `DictProxy` in a `ListProxy`, say): it
-/// stays live wherever it is read from.
-pub struct DictProxy<K, V> {
-    object: ObjectRef,
-    _types: PhantomData<fn() -> (K, V)>,
-}
-
-impl<K, V> Clone for DictProxy<K, V> {
-    fn clone(&self) -> Self {
-        DictProxy { object: self.object.clone(), _types: PhantomData }
-    }
-}
-
-impl<K, V> super::sealed::Sealed for DictProxy<K, V> {
-    const TYPEID: &'static str = TYPEID;
-
-    fn object(&self) -> &ObjectRef {
-        &self.object
-    }
-
-    fn from_object(object: ObjectRef) -> Self {
-        DictProxy { object, _types: PhantomData }
-    }
-}
-
-impl<K, V> super::Proxy for DictProxy<K, V> {}
-
-impl<K, V> fmt::Debug for DictProxy<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DictProxy").field(&self.object).finish()
-    }
-}
-
-impl<K, V> Serialize for DictProxy<K, V> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.object.serialize(serializer)
-    }
-}
-
-impl<'de, K, V> Deserialize<'de> for DictProxy<K, V> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        Ok(DictProxy { object: ObjectRef::deserialize(deserializer)?, _types: PhantomData })
-    }
-}
+proxy!(
+    /// A proxy of a map held by a [`Manager`](crate::Manager), with keys `K`
+    /// and values `V`: every method is one call to the manager's server, made
+    /// by whichever process holds the proxy.
+    ///
+    /// Keys are compared by their encoded bytes, so `K` needs no `Hash` (an
+    /// `f64` key works); entries keep the order they were inserted in, as a
+    /// Python `dict` does.
+    ///
+    /// Each call is atomic, but two calls are not: `get` then `insert` from
+    /// two processes at once can lose one of the updates (Python's
+    /// `d[k] += 1` loses most of them, MGR-20). For read-modify-write, use
+    /// [`add`](DictProxy::add), [`get_or_insert`](DictProxy::get_or_insert),
+    /// [`compare_and_swap`](DictProxy::compare_and_swap) or
+    /// [`update`](DictProxy::update), which are.
+    ///
+    /// A value taken out of the dict is a copy: changing it changes nothing
+    /// in the manager until it is inserted again. To share a container inside
+    /// a container, insert a proxy (a `DictProxy` in a `ListProxy`, say): it
+    /// stays live wherever it is read from.
+    DictProxy<K, V>,
+    TYPEID
+);
 
 /// Numbers that [`DictProxy::add`] adds in the manager.
 pub trait Number: sealed::Sealed + Serialize + DeserializeOwned + Copy {}
@@ -166,10 +127,6 @@ where
     K: Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(object: ObjectRef) -> Self {
-        DictProxy { object, _types: PhantomData }
-    }
-
     /// Sets `key` to `value`; returns the value it had.
     ///
     /// # Errors

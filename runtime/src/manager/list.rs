@@ -1,76 +1,31 @@
 //! `ListProxy`: a list held by the manager.
 
-use std::fmt;
-use std::marker::PhantomData;
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use super::client::{self, ObjectRef};
+use super::client;
 use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::Encoded;
 use crate::error::Result;
 
 pub(crate) const TYPEID: &str = "list";
 
-/// A proxy of a list of `T` held by a [`Manager`](crate::Manager): every
-/// method is one call to the manager's server.
-///
-/// Indexing is a slice's: an index out of range panics, in the server,
-/// which answers that call with [`Error::Remote`](crate::Error::Remote)
-/// and goes on serving.
-///
-/// An item taken out is a copy; to share a container inside the list,
-/// push a proxy (a [`DictProxy`](crate::DictProxy), say), which stays
-/// live wherever it is read from.
-pub struct ListProxy<T> {
-    object: ObjectRef,
-    _items: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for ListProxy<T> {
-    fn clone(&self) -> Self {
-        ListProxy { object: self.object.clone(), _items: PhantomData }
-    }
-}
-
-impl<T> super::sealed::Sealed for ListProxy<T> {
-    const TYPEID: &'static str = TYPEID;
-
-    fn object(&self) -> &ObjectRef {
-        &self.object
-    }
-
-    fn from_object(object: ObjectRef) -> Self {
-        ListProxy { object, _items: PhantomData }
-    }
-}
-
-impl<T> super::Proxy for ListProxy<T> {}
-
-impl<T> fmt::Debug for ListProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ListProxy").field(&self.object).finish()
-    }
-}
-
-impl<T> Serialize for ListProxy<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.object.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for ListProxy<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        Ok(ListProxy { object: ObjectRef::deserialize(deserializer)?, _items: PhantomData })
-    }
-}
+proxy!(
+    /// A proxy of a list of `T` held by a [`Manager`](crate::Manager): every
+    /// method is one call to the manager's server.
+    ///
+    /// Indexing is a slice's: an index out of range panics, in the server,
+    /// which answers that call with [`Error::Remote`](crate::Error::Remote)
+    /// and goes on serving.
+    ///
+    /// An item taken out is a copy; to share a container inside the list,
+    /// push a proxy (a [`DictProxy`](crate::DictProxy), say), which stays
+    /// live wherever it is read from.
+    ListProxy<T>,
+    TYPEID
+);
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
-    pub(crate) fn new(object: ObjectRef) -> Self {
-        ListProxy { object, _items: PhantomData }
-    }
-
     /// Appends `item` (Python's `append`).
     ///
     /// # Errors

@@ -7,6 +7,57 @@
 //! managed object, where it stays live. Each process keeps its own
 //! connections to the servers it calls, one per call under way, reused.
 
+/// A proxy type: its struct (an object's place, and the types of what it
+/// holds), `Clone`, `Debug`, serde (as the place), and [`Proxy`].
+macro_rules! proxy {
+    ($(#[$doc:meta])* $name:ident $(<$($t:ident),+>)?, $typeid:expr) => {
+        $(#[$doc])*
+        pub struct $name $(<$($t),+>)? {
+            object: $crate::manager::client::ObjectRef,
+            _types: ::std::marker::PhantomData<fn() -> ($($($t,)+)?)>,
+        }
+
+        impl $(<$($t),+>)? $crate::manager::sealed::Sealed for $name $(<$($t),+>)? {
+            const TYPEID: &'static str = $typeid;
+
+            fn object(&self) -> &$crate::manager::client::ObjectRef {
+                &self.object
+            }
+
+            fn from_object(object: $crate::manager::client::ObjectRef) -> Self {
+                $name { object, _types: ::std::marker::PhantomData }
+            }
+        }
+
+        impl $(<$($t),+>)? $crate::manager::Proxy for $name $(<$($t),+>)? {}
+
+        impl $(<$($t),+>)? ::std::clone::Clone for $name $(<$($t),+>)? {
+            fn clone(&self) -> Self {
+                $name { object: self.object.clone(), _types: ::std::marker::PhantomData }
+            }
+        }
+
+        impl $(<$($t),+>)? ::std::fmt::Debug for $name $(<$($t),+>)? {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.object).finish()
+            }
+        }
+
+        impl $(<$($t),+>)? ::serde::Serialize for $name $(<$($t),+>)? {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                ::serde::Serialize::serialize(&self.object, serializer)
+            }
+        }
+
+        impl<'de $($(, $t)+)?> ::serde::Deserialize<'de> for $name $(<$($t),+>)? {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                let object = <$crate::manager::client::ObjectRef as ::serde::Deserialize>::deserialize(deserializer)?;
+                Ok($name { object, _types: ::std::marker::PhantomData })
+            }
+        }
+    };
+}
+
 mod client;
 mod custom;
 mod dict;
@@ -254,7 +305,7 @@ impl Manager {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned,
     {
-        Ok(DictProxy::new(ObjectRef::create(&self.server, dict::TYPEID, &())?))
+        self.make(&())
     }
 
     /// A new, empty list in the manager.
@@ -278,7 +329,7 @@ impl Manager {
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>> {
         let items = items.into_iter().map(|i| client::value(&i)).collect::<Result<Vec<_>>>()?;
-        Ok(ListProxy::new(ObjectRef::create(&self.server, list::TYPEID, &items)?))
+        self.make(&items)
     }
 
     /// A new, empty namespace in the manager.
@@ -287,7 +338,7 @@ impl Manager {
     ///
     /// [`Error::Closed`] if the server is gone.
     pub fn namespace(&self) -> Result<Namespace> {
-        Ok(Namespace::new(ObjectRef::create(&self.server, namespace::TYPEID, &())?))
+        self.make(&())
     }
 
     /// A new, unbounded queue in the manager.

@@ -2,52 +2,27 @@
 //! whose attributes are these names).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use super::client::{self, ObjectRef};
+use super::client;
 use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::Encoded;
 use crate::error::{Error, Result};
 
 pub(crate) const TYPEID: &str = "namespace";
 
-/// A proxy of a set of named values of any types held by a
-/// [`Manager`](crate::Manager): Python's `manager.Namespace()`, with
-/// `ns.x = 42` written `ns.set("x", 42)` and `ns.x` written
-/// `ns.get::<u32>("x")`.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Namespace {
-    object: ObjectRef,
-}
-
-impl super::sealed::Sealed for Namespace {
-    const TYPEID: &'static str = TYPEID;
-
-    fn object(&self) -> &ObjectRef {
-        &self.object
-    }
-
-    fn from_object(object: ObjectRef) -> Self {
-        Namespace { object }
-    }
-}
-
-impl super::Proxy for Namespace {}
-
-impl fmt::Debug for Namespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Namespace").field(&self.object).finish()
-    }
-}
+proxy!(
+    /// A proxy of a set of named values of any types held by a
+    /// [`Manager`](crate::Manager): Python's `manager.Namespace()`, with
+    /// `ns.x = 42` written `ns.set("x", 42)` and `ns.x` written
+    /// `ns.get::<u32>("x")`.
+    Namespace,
+    TYPEID
+);
 
 impl Namespace {
-    pub(crate) fn new(object: ObjectRef) -> Self {
-        Namespace { object }
-    }
-
     /// Sets `name` to `value`, replacing what it held, of whatever type.
     ///
     /// # Errors

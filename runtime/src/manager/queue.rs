@@ -2,15 +2,13 @@
 //! processes that share no parent (a remote manager's clients).
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::marker::PhantomData;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use super::client::{self, ObjectRef};
+use super::client;
 use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::Encoded;
 use crate::error::{Error, Result};
@@ -24,49 +22,7 @@ pub(crate) type Init = (u64, bool);
 
 macro_rules! proxy_type {
     ($(#[$doc:meta])* $name:ident, $typeid:expr) => {
-        $(#[$doc])*
-        pub struct $name<T> {
-            object: ObjectRef,
-            _items: PhantomData<fn() -> T>,
-        }
-
-        impl<T> Clone for $name<T> {
-            fn clone(&self) -> Self {
-                $name { object: self.object.clone(), _items: PhantomData }
-            }
-        }
-
-        impl<T> fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($name)).field(&self.object).finish()
-            }
-        }
-
-        impl<T> Serialize for $name<T> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-                self.object.serialize(serializer)
-            }
-        }
-
-        impl<'de, T> Deserialize<'de> for $name<T> {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                Ok($name { object: ObjectRef::deserialize(deserializer)?, _items: PhantomData })
-            }
-        }
-
-        impl<T> super::sealed::Sealed for $name<T> {
-            const TYPEID: &'static str = $typeid;
-
-            fn object(&self) -> &ObjectRef {
-                &self.object
-            }
-
-            fn from_object(object: ObjectRef) -> Self {
-                $name { object, _items: PhantomData }
-            }
-        }
-
-        impl<T> super::Proxy for $name<T> {}
+        proxy!($(#[$doc])* $name<T>, $typeid);
 
         impl<T: Serialize + DeserializeOwned> $name<T> {
             /// Puts `item` at the back, waiting for room in a bounded queue.

@@ -14,8 +14,8 @@ use std::marker::PhantomData;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use super::client::{self, Holder, ObjectRef};
 use super::dict::{Number, NumberKind};
@@ -31,80 +31,6 @@ pub(crate) const EVENT: &str = "event";
 pub(crate) const BARRIER: &str = "barrier";
 pub(crate) const VALUE: &str = "value";
 pub(crate) const ARRAY: &str = "array";
-
-/// The boilerplate of a proxy: `Clone`, `Debug`, serde, and [`Proxy`].
-macro_rules! proxy_common {
-    ($name:ident $(<$t:ident>)?, $typeid:expr) => {
-        impl$(<$t>)? Clone for $name$(<$t>)? {
-            fn clone(&self) -> Self {
-                <Self as super::sealed::Sealed>::from_object(self.object.clone())
-            }
-        }
-
-        impl$(<$t>)? fmt::Debug for $name$(<$t>)? {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($name)).field(&self.object).finish()
-            }
-        }
-
-        impl$(<$t>)? Serialize for $name$(<$t>)? {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-                self.object.serialize(serializer)
-            }
-        }
-
-        impl<'de, $($t)?> Deserialize<'de> for $name$(<$t>)? {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                Ok(<Self as super::sealed::Sealed>::from_object(ObjectRef::deserialize(deserializer)?))
-            }
-        }
-
-        impl$(<$t>)? super::Proxy for $name$(<$t>)? {}
-    };
-}
-
-macro_rules! plain_proxy {
-    ($(#[$doc:meta])* $name:ident, $typeid:expr) => {
-        $(#[$doc])*
-        pub struct $name {
-            object: ObjectRef,
-        }
-
-        impl super::sealed::Sealed for $name {
-            const TYPEID: &'static str = $typeid;
-            fn object(&self) -> &ObjectRef {
-                &self.object
-            }
-            fn from_object(object: ObjectRef) -> Self {
-                $name { object }
-            }
-        }
-
-        proxy_common!($name, $typeid);
-    };
-}
-
-macro_rules! typed_proxy {
-    ($(#[$doc:meta])* $name:ident, $typeid:expr) => {
-        $(#[$doc])*
-        pub struct $name<T> {
-            object: ObjectRef,
-            _items: PhantomData<fn() -> T>,
-        }
-
-        impl<T> super::sealed::Sealed for $name<T> {
-            const TYPEID: &'static str = $typeid;
-            fn object(&self) -> &ObjectRef {
-                &self.object
-            }
-            fn from_object(object: ObjectRef) -> Self {
-                $name { object, _items: PhantomData }
-            }
-        }
-
-        proxy_common!($name<T>, $typeid);
-    };
-}
 
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + t)
@@ -220,7 +146,7 @@ macro_rules! lock_methods {
     };
 }
 
-plain_proxy!(
+proxy!(
     /// A proxy of a lock held by a [`Manager`](crate::Manager) (Python's
     /// `manager.Lock()`).
     LockProxy,
@@ -228,7 +154,7 @@ plain_proxy!(
 );
 lock_methods!(LockProxy);
 
-plain_proxy!(
+proxy!(
     /// A proxy of a reentrant lock held by a [`Manager`](crate::Manager)
     /// (Python's `manager.RLock()`): the thread that holds it may acquire
     /// it again, and holds it until every guard is dropped.
@@ -351,7 +277,7 @@ impl Served for LockState {
 
 // --- Semaphores.
 
-plain_proxy!(
+proxy!(
     /// A proxy of a semaphore held by a [`Manager`](crate::Manager)
     /// (Python's `manager.Semaphore(n)`, or `BoundedSemaphore(n)` from
     /// [`Manager::bounded_semaphore`](crate::Manager::bounded_semaphore)).
@@ -465,7 +391,7 @@ impl Served for SemaphoreState {
 
 // --- Events.
 
-plain_proxy!(
+proxy!(
     /// A proxy of an event held by a [`Manager`](crate::Manager) (Python's
     /// `manager.Event()`).
     EventProxy,
@@ -560,7 +486,7 @@ impl Served for EventState {
 
 // --- Conditions.
 
-plain_proxy!(
+proxy!(
     /// A proxy of a condition variable held by a
     /// [`Manager`](crate::Manager), with its own reentrant lock (Python's
     /// `manager.Condition()`). [`wait`](ConditionProxy::wait) and the
@@ -775,7 +701,7 @@ impl Served for ConditionState {
 
 // --- Barriers.
 
-plain_proxy!(
+proxy!(
     /// A proxy of a barrier held by a [`Manager`](crate::Manager) (Python's
     /// `manager.Barrier(n)`). A party that dies while it waits, or a wait
     /// that times out, breaks the barrier for every party.
@@ -948,10 +874,10 @@ impl Served for BarrierState {
 
 // --- Values and arrays.
 
-typed_proxy!(
+proxy!(
     /// A proxy of a value held by a [`Manager`](crate::Manager) (Python's
     /// `manager.Value(typecode, v)`), of any serde type.
-    ValueProxy,
+    ValueProxy<T>,
     VALUE
 );
 
@@ -1062,12 +988,12 @@ impl Served for ValueState {
     }
 }
 
-typed_proxy!(
+proxy!(
     /// A proxy of a fixed-length array held by a
     /// [`Manager`](crate::Manager) (Python's `manager.Array(typecode,
     /// seq)`). An index out of range panics in the server, which answers
     /// that call with [`Error::Remote`] and goes on serving.
-    ArrayProxy,
+    ArrayProxy<T>,
     ARRAY
 );
 
