@@ -32,7 +32,6 @@ use multiproc::Connection;
 mod report;
 use report::{
     PLACEMENTS, Series, Target, cell, compile_limits, print_errors, print_samples, print_targets, ratio,
-    run_helper,
 };
 
 /// Rounds the measurements are spread over.
@@ -166,23 +165,8 @@ fn main() {
         for placement in PLACEMENTS {
             let p = placement.name();
             eprintln!("connection bench: round {} of {ROUNDS}, {p}", round + 1);
-            let mut run = |name: &'static str, cmd: Result<Command, String>| {
-                let key = (p, name);
-                if !series.failed(&[key]) {
-                    let printed = cmd.and_then(|mut cmd| run_helper(name, &mut cmd));
-                    series.add_all(p, &[key], printed);
-                }
-            };
-            for (workload, name) in WORKLOADS {
-                run(
-                    name,
-                    me.clone().map(|me| {
-                        let mut cmd = placement.command(&me, &[]);
-                        cmd.env(WORKER, workload);
-                        cmd
-                    }),
-                );
-            }
+            series.run_workers(placement, &me, WORKER, &WORKLOADS);
+            let mut run = |name: &str, cmd: Result<Command, String>| series.run_in(placement, name, cmd);
             let (s, rb, tb, ts) = (samples.as_str(), rtt_batch.as_str(), tp_batch.as_str(), tp_size.as_str());
             run("python_rtt", Ok(placement.command(python, &[PYTHON_SCRIPT, "rtt", s, rb])));
             run(

@@ -26,7 +26,6 @@ use multiproc::{Barrier, DictProxy, Manager};
 mod report;
 use report::{
     PLACEMENTS, Series, Target, cell, compile_limits, print_errors, print_samples, print_targets, ratio,
-    run_helper,
 };
 
 const ROUNDS: usize = 3;
@@ -135,23 +134,8 @@ fn main() {
         for placement in PLACEMENTS {
             let p = placement.name();
             eprintln!("manager bench: round {} of {ROUNDS}, {p}", round + 1);
-            let mut run = |name: &'static str, cmd: Result<Command, String>| {
-                let key = (p, name);
-                if !series.failed(&[key]) {
-                    let printed = cmd.and_then(|mut cmd| run_helper(name, &mut cmd));
-                    series.add_all(p, &[key], printed);
-                }
-            };
-            for (workload, name) in WORKLOADS {
-                run(
-                    name,
-                    me.clone().map(|me| {
-                        let mut cmd = placement.command(&me, &[]);
-                        cmd.env(WORKER, workload);
-                        cmd
-                    }),
-                );
-            }
+            series.run_workers(placement, &me, WORKER, &WORKLOADS);
+            let mut run = |name: &str, cmd: Result<Command, String>| series.run_in(placement, name, cmd);
             run("python_op_us", Ok(placement.command(python, &[PYTHON_SCRIPT, "ops", &samples, &batch])));
             run("python_clients_1", Ok(placement.command(python, &[PYTHON_SCRIPT, "clients", "1", &ops])));
             run("python_clients_8", Ok(placement.command(python, &[PYTHON_SCRIPT, "clients", "8", &ops])));

@@ -121,6 +121,36 @@ impl Series {
         }
     }
 
+    /// Runs `cmd`, unless the series `name` of `placement` failed before,
+    /// and adds what it printed to that series.
+    pub fn run_in(&mut self, placement: Placement, name: &str, cmd: Result<Command, String>) {
+        let key = (placement.name(), name);
+        if !self.failed(&[key]) {
+            let printed = cmd.and_then(|mut cmd| run_helper(name, &mut cmd));
+            self.add_all(placement.name(), &[key], printed);
+        }
+    }
+
+    /// Runs the bench binary `me` again in `placement` as a worker for each
+    /// of `workloads` (the workload's name in the environment variable
+    /// `env`), adding each one's samples to its series.
+    pub fn run_workers(
+        &mut self,
+        placement: Placement,
+        me: &Result<PathBuf, String>,
+        env: &str,
+        workloads: &[(&str, &str)],
+    ) {
+        for (workload, name) in workloads {
+            let cmd = me.clone().map(|me| {
+                let mut cmd = placement.command(&me, &[]);
+                cmd.env(env, workload);
+                cmd
+            });
+            self.run_in(placement, name, cmd);
+        }
+    }
+
     pub fn failed(&self, keys: &[Key<'_>]) -> bool {
         keys.iter()
             .any(|&(source, name)| self.0.iter().any(|(s, n, r)| s == source && n == name && r.is_err()))
