@@ -540,3 +540,27 @@ fn a_manager_restarts_on_the_same_tcp_address() {
     assert_eq!(second.address(), &address);
     assert_eq!(second.list_from([1u8, 2]).unwrap().len().unwrap(), 2);
 }
+
+// A manager started again at the same address with the same key: the new
+// proxies work at once (the idle connections to the old server are not a
+// failure), and a proxy of the old server's object finds no object rather
+// than another one.
+#[test]
+fn a_restarted_manager_is_not_mistaken_for_the_old_one() {
+    let path = std::env::temp_dir().join(format!("multiproc-restart-{}", std::process::id()));
+    for address in ["127.0.0.1:0".to_owned(), path.display().to_string()] {
+        let key = b"the same key".to_vec();
+        let first =
+            Manager::builder().address(address.as_str()).unwrap().authkey(key.clone()).start().unwrap();
+        let address = first.address().clone();
+        let old = first.list_from([1u8]).unwrap();
+        assert_eq!(old.len().unwrap(), 1);
+        first.shutdown().unwrap();
+        let second = Manager::builder().address(address.clone()).unwrap().authkey(key).start().unwrap();
+        let new = second.list_from([1u8, 2]).unwrap();
+        assert_eq!(new.len().unwrap(), 2, "{address}");
+        assert!(matches!(old.len(), Err(Error::Io(_))), "{address}: the old object is not in the new server");
+        assert_eq!(new.len().unwrap(), 2);
+    }
+    assert!(!path.exists(), "the socket file is left behind");
+}

@@ -62,12 +62,8 @@ static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
 const KEEP: usize = 16;
 
 impl Server {
-    fn take(&self) -> Result<Connection<()>> {
-        let reused = with_idle(|idle| idle.by_server.get_mut(self).and_then(Vec::pop))?;
-        match reused {
-            Some(conn) => Ok(conn),
-            None => Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone),
-        }
+    fn connect(&self) -> Result<Connection<()>> {
+        Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone)
     }
 
     fn give_back(&self, conn: Connection<()>) {
@@ -79,13 +75,30 @@ impl Server {
         });
     }
 
+    fn send_on_new(&self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<Connection<()>> {
+        let conn = self.connect()?;
+        conn.channel.send(bytes, fds).map_err(gone)?;
+        Ok(conn)
+    }
+
     /// Who this thread of this process is to the server: for objects that
     /// have an owner (a lock). The first time, opens the session whose
     /// end, when this process ends, frees what it holds.
     pub(crate) fn holder(&self) -> Result<Holder> {
-        let (token, open) = with_idle(|idle| (idle.token, idle.sessions.contains_key(self)))?;
+        let (token, open) = with_idle(|idle| {
+            // A session has nothing to read until its server closes it (a
+            // server started again at the same address, say).
+            let closed = idle
+                .sessions
+                .get(self)
+                .is_some_and(|s| s.channel.poll(Some(std::time::Instant::now())).unwrap_or(true));
+            if closed {
+                idle.sessions.remove(self);
+            }
+            (idle.token, idle.sessions.contains_key(self))
+        })?;
         if !open {
-            let conn = Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone)?;
+            let conn = self.connect()?;
             let encoded = codec::encode(&Request::Session { process: token })?;
             conn.channel.send(&encoded.bytes, &[]).map_err(gone)?;
             match codec::decode::<Response>(conn.channel.recv(None).map_err(gone)?)? {
@@ -102,9 +115,24 @@ impl Server {
     /// Sends `request` and waits for the answer.
     pub(crate) fn request(&self, request: &Request) -> Result<Encoded> {
         let encoded = codec::encode(request)?;
-        let conn = self.take()?;
         let fds: Vec<_> = encoded.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
-        conn.channel.send(&encoded.bytes, &fds).map_err(gone)?;
+        let idle = with_idle(|idle| idle.by_server.get_mut(self).and_then(Vec::pop))?;
+        // An idle connection has nothing to read; one that has, has been
+        // closed by its server. A Unix socket says so to `send` (below);
+        // over TCP, the first send after the close still succeeds.
+        let idle = idle.filter(|conn| {
+            conn.channel.is_local() || !conn.channel.poll(Some(std::time::Instant::now())).unwrap_or(true)
+        });
+        let conn = match idle {
+            Some(conn) => match conn.channel.send(&encoded.bytes, &fds) {
+                Ok(()) => conn,
+                // An idle connection that its server closed (a server
+                // started again at the same address, say): the request
+                // never left, so it goes on a new connection.
+                Err(_) => self.send_on_new(&encoded.bytes, &fds)?,
+            },
+            None => self.send_on_new(&encoded.bytes, &fds)?,
+        };
         let answer = conn.channel.recv_spinning(spin()).map_err(gone)?;
         let response: Response = codec::decode(answer)?;
         // Only a connection that went through a whole call is kept: one

@@ -171,7 +171,9 @@ fn run(input: Input) -> Result<Encoded> {
     let state = Arc::new(State {
         objects: Mutex::new(HashMap::new()),
         names: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(1),
+        // From a random start: a proxy of an object of an earlier server at
+        // the same address and key finds no object here, not another one.
+        next_id: AtomicU64::new(crate::sys::random::random_u64()? >> 1),
         stopping: AtomicBool::new(false),
         address,
         authkey: config.authkey,
