@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Request, Response};
+use super::protocol::{Reply, Request};
 use crate::codec::{self, Encoded};
 use crate::connection::{Address, Client, Connection};
 use crate::error::{Error, Result};
@@ -101,10 +101,7 @@ impl Server {
             let conn = self.connect()?;
             let encoded = codec::encode(&Request::Session { process: token })?;
             conn.channel.send(&encoded.bytes, &[]).map_err(gone)?;
-            match codec::decode::<Response>(conn.channel.recv(None).map_err(gone)?)? {
-                Response::Done(_) => {}
-                Response::Failed(failure) => return Err(failure.into_error()),
-            }
+            answer::<()>(conn.channel.recv(None).map_err(gone)?)?;
             with_idle(|idle| {
                 idle.sessions.entry(self.clone()).or_insert(conn);
             })?;
@@ -112,8 +109,8 @@ impl Server {
         Ok(Holder { process: token, thread: THREAD.with(|t| *t) })
     }
 
-    /// Sends `request` and waits for the answer.
-    pub(crate) fn request(&self, request: &Request) -> Result<Encoded> {
+    /// Sends `request` and waits for the answer, an `R`.
+    pub(crate) fn request<R: DeserializeOwned>(&self, request: &Request) -> Result<R> {
         let encoded = codec::encode(request)?;
         let fds: Vec<_> = encoded.fds.iter().map(std::os::fd::AsFd::as_fd).collect();
         let idle = with_idle(|idle| idle.by_server.get_mut(self).and_then(Vec::pop))?;
@@ -133,15 +130,20 @@ impl Server {
             },
             None => self.send_on_new(&encoded.bytes, &fds)?,
         };
-        let answer = conn.channel.recv_spinning(spin()).map_err(gone)?;
-        let response: Response = codec::decode(answer)?;
+        let answer_frame = conn.channel.recv_spinning(spin()).map_err(gone)?;
         // Only a connection that went through a whole call is kept: one
         // that failed half-way may hold an answer nobody reads.
         self.give_back(conn);
-        match response {
-            Response::Done(value) => Ok(value),
-            Response::Failed(failure) => Err(failure.into_error()),
-        }
+        answer(answer_frame)
+    }
+}
+
+/// The result an answer frame carries, decoded where it lies.
+fn answer<R: DeserializeOwned>(frame: Encoded) -> Result<R> {
+    let (reply, body) = codec::decode_prefix::<Reply>(&frame.bytes)?;
+    match reply {
+        Reply::Done => codec::decode_slice(body, frame.fds),
+        Reply::Failed(failure) => Err(failure.into_error()),
     }
 }
 
@@ -212,14 +214,14 @@ impl ObjectRef {
     /// Makes an object of type `typeid` on `server`.
     pub(crate) fn create<I: Serialize>(server: &Server, typeid: &str, init: &I) -> Result<ObjectRef> {
         let request = Request::Create { typeid: typeid.to_owned(), init: codec::encode(init)? };
-        let id: u64 = codec::decode(server.request(&request)?)?;
+        let id: u64 = server.request(&request)?;
         Ok(ObjectRef { server: server.clone(), id })
     }
 
     /// Calls `method` with `args`, decoding the result as an `R`.
     pub(crate) fn call<A: Serialize, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
         let request = Request::Call { id: self.id, method: method.to_owned(), args: codec::encode(args)? };
-        codec::decode(self.server.request(&request)?)
+        self.server.request(&request)
     }
 }
 

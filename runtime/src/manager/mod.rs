@@ -276,7 +276,7 @@ impl Manager {
     /// listens there.
     pub fn connect(address: impl IntoAddress, authkey: &[u8]) -> Result<Manager> {
         let server = Server { address: address.into_address()?, authkey: Some(authkey.to_vec()) };
-        codec::decode::<()>(server.request(&Request::Ping)?)?;
+        server.request::<()>(&Request::Ping)?;
         Ok(Manager { server, process: Mutex::new(None) })
     }
 
@@ -492,7 +492,7 @@ impl Manager {
             return Err(Error::invalid_input("the object is held by another manager"));
         }
         let request = Request::Publish { name: name.to_owned(), id: object.id };
-        codec::decode(self.server.request(&request)?)
+        self.server.request(&request)
     }
 
     /// A proxy of the object published as `name`.
@@ -503,8 +503,7 @@ impl Manager {
     /// of kind `InvalidInput` if the object is not of `P`'s kind;
     /// [`Error::Closed`] if the server is gone.
     pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
-        let (id, typeid): (u64, String) =
-            codec::decode(self.server.request(&Request::Lookup { name: name.to_owned() })?)?;
+        let (id, typeid): (u64, String) = self.server.request(&Request::Lookup { name: name.to_owned() })?;
         if typeid != P::TYPEID {
             return Err(Error::invalid_input(format!("`{name}` is a `{typeid}`, not a `{}`", P::TYPEID)));
         }
@@ -523,7 +522,7 @@ impl Manager {
     pub fn shutdown(&self) -> Result<()> {
         let Some(mut process) = self.lock_process().take() else { return Ok(()) };
         log::info!("sending shutdown message to manager");
-        let _ = self.server.request(&Request::Shutdown);
+        let _ = self.server.request::<()>(&Request::Shutdown);
         if !process.wait_timeout(SHUTDOWN_TIMEOUT)? {
             log::info!("manager still alive after shutdown: terminating it");
             process.terminate()?;

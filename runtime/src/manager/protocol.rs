@@ -1,8 +1,10 @@
 //! What proxies and the manager's server say to each other: one
-//! [`Request`] frame, then one [`Response`] frame, on a connection that
-//! carries one call at a time. Values travel encoded ([`Encoded`]): the
-//! server keeps them as bytes (and the fds of their handles) and never
-//! needs their types.
+//! [`Request`] frame, then one answer frame, on a connection that carries
+//! one call at a time. The answer is a [`Reply`] followed, when it is
+//! [`Reply::Done`], by the encoded result itself (its handles' fds with the
+//! frame), which the caller decodes where it lies. Values travel encoded
+//! ([`Encoded`]): the server keeps them as bytes (and the fds of their
+//! handles) and never needs their types.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,16 +33,38 @@ pub(crate) enum Request {
     Shutdown,
 }
 
-/// The server's answer.
-#[derive(Debug, Serialize, Deserialize)]
+/// The server's answer, as the server has it.
+#[derive(Debug)]
 pub(crate) enum Response {
     /// The encoded result.
     Done(Encoded),
     Failed(Failure),
 }
 
-/// Why a call failed, as the caller will see it.
+/// The head of the server's answer on the wire.
 #[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The encoded result follows.
+    Done,
+    Failed(Failure),
+}
+
+impl Response {
+    /// The answer's frame and the fds that go with it.
+    pub(crate) fn frame(&self) -> crate::error::Result<(Vec<u8>, &[std::os::fd::OwnedFd])> {
+        match self {
+            Response::Done(value) => {
+                Ok((crate::codec::encode_with_body(&Reply::Done, &value.bytes)?, &value.fds))
+            }
+            Response::Failed(failure) => {
+                Ok((crate::codec::encode_with_body(&Reply::Failed(failure.clone()), &[])?, &[]))
+            }
+        }
+    }
+}
+
+/// Why a call failed, as the caller will see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Failure {
     /// The method panicked in the server (which goes on serving).
     Panicked {

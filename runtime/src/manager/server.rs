@@ -214,13 +214,17 @@ fn serve(conn: &Connection<()>, state: &State) {
                 (Handled::plain(Response::Failed(failure)), false)
             }
         };
-        let encoded = codec::encode(&response.response).or_else(|e| {
-            codec::encode(&Response::Failed(Failure::Codec(format!("a result that does not encode: {e}"))))
+        let frame = response.response.frame().and_then(|(bytes, fds)| {
+            let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+            conn.channel.send(&bytes, &fds)
         });
-        let sent = encoded.and_then(|encoded| {
-            let fds: Vec<_> = encoded.fds.iter().map(AsFd::as_fd).collect();
-            conn.channel.send(&encoded.bytes, &fds)
-        });
+        let sent = match frame {
+            Err(Error::Codec(e)) => {
+                let failure = Response::Failed(Failure::Codec(format!("a result that does not encode: {e}")));
+                failure.frame().and_then(|(bytes, _)| conn.channel.send(&bytes, &[]))
+            }
+            other => other,
+        };
         if sent.is_err() {
             if let (Some((object, method)), Response::Done(value)) = (response.from, response.response) {
                 object.state.read().unwrap_or_else(PoisonError::into_inner).reply_lost(&method, value);
@@ -264,8 +268,8 @@ impl State {
     /// Serves the session of client process `process`: answers, then waits
     /// for the connection to end, and frees what the process held.
     fn session(&self, conn: &Connection<()>, process: u64) {
-        if let Ok(encoded) = codec::encode(&Response::Done(Encoded::default())) {
-            let _ = conn.channel.send(&encoded.bytes, &[]);
+        if let Ok((bytes, _)) = Response::Done(Encoded::default()).frame() {
+            let _ = conn.channel.send(&bytes, &[]);
         }
         // Anything sent on a session is a broken client: it ends it too.
         let _ = conn.channel.recv(None);
