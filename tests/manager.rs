@@ -564,3 +564,31 @@ fn a_restarted_manager_is_not_mistaken_for_the_old_one() {
     }
     assert!(!path.exists(), "the socket file is left behind");
 }
+
+#[multiproc::remote]
+fn note_pid(path: String) {
+    std::fs::write(path, std::process::id().to_string()).unwrap();
+}
+
+#[multiproc::remote]
+fn refuse_to_start() {
+    panic!("no config found");
+}
+
+// MGR-14: the initializer runs once, in the server process; one that
+// panics is start's `Error::Remote`.
+#[test]
+fn the_initializer_runs_once_in_the_server() {
+    let path = std::env::temp_dir().join(format!("multiproc-mgr-init-{}", std::process::id()));
+    let manager = Manager::builder().initializer(note_pid, (path.display().to_string(),)).start().unwrap();
+    let written: u32 = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(Some(written), manager.pid());
+    match Manager::builder().initializer(refuse_to_start, ()).start() {
+        Err(Error::Remote(e)) => {
+            assert_eq!(e.message(), "no config found");
+            assert!(e.function().ends_with("refuse_to_start"), "{}", e.function());
+        }
+        other => panic!("a failing initializer gave {other:?}"),
+    }
+}

@@ -118,7 +118,7 @@ pub trait Proxy: sealed::Sealed {}
 
 use client::{ObjectRef, Server};
 use protocol::Request;
-use server::{SERVER, ServerConfig};
+use server::{NotStarted, SERVER, ServerConfig, Started};
 
 use crate::codec;
 use crate::connection::{Address, IntoAddress};
@@ -175,6 +175,7 @@ pub struct ManagerBuilder {
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
     start_method: Option<StartMethod>,
+    initializer: Option<(&'static str, Result<crate::codec::Encoded>)>,
 }
 
 impl ManagerBuilder {
@@ -200,11 +201,22 @@ impl ManagerBuilder {
         self
     }
 
+    /// Runs `f(args)` once in the server process, before it serves
+    /// (Python's `start(initializer, initargs)`). If it panics,
+    /// [`start`](ManagerBuilder::start) fails with that panic as
+    /// [`Error::Remote`].
+    pub fn initializer<F: crate::Remote>(mut self, f: F, args: F::Args) -> Self {
+        let _ = f;
+        self.initializer = Some((F::NAME, codec::encode(&args)));
+        self
+    }
+
     /// Starts the server and waits until it listens.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if the address cannot be listened on (in use, say);
+    /// [`Error::Remote`] if the initializer panicked;
     /// [`Error::ProcessDied`] if the server died before it listened; the
     /// errors of [`spawn`](crate::spawn).
     pub fn start(self) -> Result<Manager> {
@@ -216,8 +228,12 @@ impl ManagerBuilder {
                 key
             }
         };
-        let (ready, theirs) = crate::connection::pipe::<std::result::Result<Address, String>>()?;
-        let config = ServerConfig { address: self.address, authkey: authkey.clone() };
+        let initializer = match self.initializer {
+            Some((name, args)) => Some((name.to_owned(), args?)),
+            None => None,
+        };
+        let (ready, theirs) = crate::connection::pipe::<Started>()?;
+        let config = ServerConfig { address: self.address, authkey: authkey.clone(), initializer };
         let args = codec::encode(&(&theirs, config))?;
         drop(theirs);
         let mut builder = ProcessBuilder::default().name(next_name()).daemon(true);
@@ -229,8 +245,16 @@ impl ManagerBuilder {
         let address = match answer {
             Ok(Ok(address)) => address,
             Ok(Err(why)) => {
+                let pid = process.pid();
                 let _ = process.join();
-                return Err(Error::invalid_input(format!("the manager cannot listen: {why}")));
+                return Err(match why {
+                    NotStarted::Listen(why) => {
+                        Error::invalid_input(format!("the manager cannot listen: {why}"))
+                    }
+                    NotStarted::Initializer { function, message, location } => {
+                        Error::Remote(crate::error::RemoteError { function, message, pid, location })
+                    }
+                });
             }
             Err(e) => {
                 let _ = process.kill();

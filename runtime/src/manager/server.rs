@@ -37,7 +37,21 @@ pub(crate) struct ServerConfig {
     /// Where to listen; a fresh abstract socket if `None`.
     pub(crate) address: Option<Address>,
     pub(crate) authkey: Vec<u8>,
+    /// A remote fn to run once before serving: its name and arguments.
+    pub(crate) initializer: Option<(String, Encoded)>,
 }
+
+/// Why a server did not start, as it tells the process starting it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum NotStarted {
+    /// It could not listen on its address.
+    Listen(String),
+    /// Its initializer failed: the fn's name, and what it said.
+    Initializer { function: String, message: String, location: Option<String> },
+}
+
+/// What a server tells the process starting it: where it listens.
+pub(crate) type Started = std::result::Result<Address, NotStarted>;
 
 /// Whether a method changes its object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +163,20 @@ fn run(input: Input) -> Result<Encoded> {
     let Input::One(args) = input else {
         return Err(Error::Codec("the manager's server is not a fn for chunks".to_owned()));
     };
-    let (ready, config): (Connection<std::result::Result<Address, String>>, ServerConfig) =
-        codec::decode(args)?;
+    let (ready, config): (Connection<Started>, ServerConfig) = codec::decode(args)?;
+    if let Some((function, args)) = config.initializer {
+        let ran =
+            registry::lookup(&function).map(|reg| registry::catch_panic(|| (reg.invoke)(Input::One(args))));
+        let failed = match ran {
+            Ok(Ok(Ok(_))) => None,
+            Ok(Ok(Err(e))) | Err(e) => Some((e.to_string(), None)),
+            Ok(Err(panicked)) => Some((panicked.message, panicked.location)),
+        };
+        if let Some((message, location)) = failed {
+            let _ = ready.send(Err(NotStarted::Initializer { function, message, location }));
+            return codec::encode(&());
+        }
+    }
     let address = match config.address {
         Some(address) => address,
         None => {
@@ -160,7 +186,7 @@ fn run(input: Input) -> Result<Encoded> {
     let listener = match Listener::bind(address, Some(&config.authkey)) {
         Ok(listener) => listener,
         Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
+            let _ = ready.send(Err(NotStarted::Listen(e.to_string())));
             return Err(e);
         }
     };
