@@ -592,3 +592,20 @@ fn the_initializer_runs_once_in_the_server() {
         other => panic!("a failing initializer gave {other:?}"),
     }
 }
+
+// A released object is gone for every proxy, published names included.
+#[test]
+fn a_released_object_is_gone_for_every_proxy() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u8, u8>().unwrap();
+    let kept = manager.dict::<u8, u8>().unwrap();
+    manager.publish("d", &d).unwrap();
+    let other = d.clone();
+    assert!(manager.release(&d).unwrap());
+    assert!(!manager.release(&d).unwrap(), "released twice");
+    assert!(matches!(other.insert(1, 1), Err(Error::Io(_))));
+    assert!(matches!(manager.lookup::<DictProxy<u8, u8>>("d"), Err(Error::Io(_))));
+    kept.insert(1, 1).unwrap();
+    let elsewhere = Manager::start().unwrap();
+    assert!(matches!(elsewhere.release(&kept), Err(Error::Io(_))), "not that manager's object");
+}

@@ -151,8 +151,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// The server stops at [`shutdown`](Manager::shutdown), when the `Manager`
 /// that started it is dropped, or with the process that started it. Its
-/// objects live as long as it does. A proxy whose server is gone returns
-/// [`Error::Closed`] from every call, at once.
+/// objects live as long as it does, unless [released](Manager::release).
+/// A proxy whose server is gone returns [`Error::Closed`] from every call,
+/// at once.
 pub struct Manager {
     server: Server,
     /// The server process, if this `Manager` started it.
@@ -517,6 +518,27 @@ impl Manager {
         }
         let request = Request::Publish { name: name.to_owned(), id: object.id };
         self.server.request(&request)
+    }
+
+    /// Frees the object of `proxy` in the manager now, with the names it
+    /// was published under; whether it was there. Every proxy of it gets
+    /// an error from then on ([`Error::Io`]: no such object). A call under
+    /// way on it ends as it would have.
+    ///
+    /// The manager frees nothing else before it stops: a manager that
+    /// serves for long and makes objects without end should release those
+    /// it is done with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the object is held by another manager;
+    /// [`Error::Closed`] if the server is gone.
+    pub fn release<P: Proxy>(&self, proxy: &P) -> Result<bool> {
+        let object = proxy.object();
+        if object.server.address != self.server.address {
+            return Err(Error::invalid_input("the object is held by another manager"));
+        }
+        self.server.request(&Request::Release { id: object.id })
     }
 
     /// A proxy of the object published as `name`.

@@ -19,6 +19,8 @@ pub(crate) enum Request {
     Create { typeid: String, init: Encoded },
     /// Calls `method` of object `id` with `args`.
     Call { id: u64, method: String, args: Encoded },
+    /// Forgets object `id` and the names it was published under.
+    Release { id: u64 },
     /// Publishes object `id` as `name`, replacing what had that name.
     Publish { name: String, id: u64 },
     /// Answered with the id and type of the object published as `name`.

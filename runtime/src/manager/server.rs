@@ -282,6 +282,7 @@ impl State {
             Request::Create { typeid, init } => self.create(&typeid, init),
             Request::Call { id, method, args } => return self.call(id, method, args, caller),
             Request::Publish { name, id } => self.publish(name, id),
+            Request::Release { id } => self.release(id),
             Request::Lookup { name } => self.lookup(&name),
             Request::Ping | Request::Shutdown | Request::Session { .. } => codec::encode(&()),
         };
@@ -309,6 +310,12 @@ impl State {
     fn object(&self, id: u64) -> Result<Arc<Object>> {
         let object = self.objects.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
         object.ok_or_else(|| Error::invalid_input(format!("this manager holds no object {id}")))
+    }
+
+    fn release(&self, id: u64) -> Result<Encoded> {
+        let removed = self.objects.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, named| *named != id);
+        codec::encode(&removed.is_some())
     }
 
     fn publish(&self, name: String, id: u64) -> Result<Encoded> {
