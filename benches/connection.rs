@@ -31,7 +31,8 @@ use multiproc::Connection;
 
 mod report;
 use report::{
-    PLACEMENTS, Series, Target, cell, compile_limits, print_errors, print_samples, print_targets, ratio,
+    PLACEMENTS, Series, Target, compile_limits, print_errors, print_placement_table, print_placement_targets,
+    print_samples,
 };
 
 /// Rounds the measurements are spread over.
@@ -50,9 +51,6 @@ const TP_SIZE: usize = 1 << 20;
 const WORKER: &str = "MULTIPROC_BENCH_CONNECTION_WORKER";
 
 const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/connection.py");
-
-/// Width of the first column of the table.
-const LABEL: usize = 40;
 
 #[multiproc::remote]
 fn echo(conn: Connection<()>, total: usize) -> usize {
@@ -194,57 +192,38 @@ fn print_report(series: &Series) {
         TP_SIZE >> 10
     );
     println!("figures are mean / median; ratios are on medians");
-    let row = |label: &str, a: &str, b: &str| println!("{label:<LABEL$} | {a:>21} | {b:>21}");
-    let rule = format!("{:-<LABEL$}-+-{:-<21}-+-{:-<21}", "", "", "");
-    let rows = [
-        ("1-byte round trip, us: multiproc", "multiproc_rtt"),
-        ("1-byte round trip, us: python Pipe", "python_rtt"),
-        ("1-byte round trip, us: bare socketpair", "bare_rtt"),
-        ("1 MiB, MiB/s: multiproc recv_bytes", "multiproc_throughput"),
-        ("1 MiB, MiB/s: multiproc recv_bytes_into", "multiproc_throughput_into"),
-        ("1 MiB, MiB/s: python Pipe recv_bytes", "python_throughput"),
-        ("1 MiB, MiB/s: bare socketpair", "bare_throughput"),
-    ];
     println!();
-    row("series", "unpinned", "pinned (taskset -c 0)");
-    println!("{rule}");
-    for (label, name) in rows {
-        let [a, b] = PLACEMENTS.map(|p| cell(&series.stats((p.name(), name))));
-        row(label, &a, &b);
-    }
-    println!();
-
-    let mut targets = Vec::new();
-    for p in PLACEMENTS {
-        let s = |name| series.stats((p.name(), name));
-        let pn = p.name();
-        targets.push((
-            format!("{pn}: multiproc rtt / bare rtt"),
-            ratio(&s("multiproc_rtt"), &s("bare_rtt")),
-            Target::AtMost(1.3),
-        ));
-        targets.push((
-            format!("{pn}: python rtt / multiproc rtt"),
-            ratio(&s("python_rtt"), &s("multiproc_rtt")),
-            Target::None,
-        ));
-        targets.push((
-            format!("{pn}: multiproc recv_bytes MiB/s / bare"),
-            ratio(&s("multiproc_throughput"), &s("bare_throughput")),
-            Target::AtLeast(0.8),
-        ));
-        targets.push((
-            format!("{pn}: multiproc recv_bytes_into MiB/s / bare"),
-            ratio(&s("multiproc_throughput_into"), &s("bare_throughput")),
-            Target::AtLeast(0.8),
-        ));
-        targets.push((
-            format!("{pn}: python MiB/s / bare"),
-            ratio(&s("python_throughput"), &s("bare_throughput")),
-            Target::None,
-        ));
-    }
-    let targets: Vec<_> = targets.iter().map(|(l, r, t)| (l.as_str(), *r, *t)).collect();
-    print_targets(&targets);
+    print_placement_table(
+        series,
+        &[
+            ("1-byte round trip, us: multiproc", "multiproc_rtt"),
+            ("1-byte round trip, us: python Pipe", "python_rtt"),
+            ("1-byte round trip, us: bare socketpair", "bare_rtt"),
+            ("1 MiB, MiB/s: multiproc recv_bytes", "multiproc_throughput"),
+            ("1 MiB, MiB/s: multiproc recv_bytes_into", "multiproc_throughput_into"),
+            ("1 MiB, MiB/s: python Pipe recv_bytes", "python_throughput"),
+            ("1 MiB, MiB/s: bare socketpair", "bare_throughput"),
+        ],
+    );
+    print_placement_targets(
+        series,
+        &[
+            ("multiproc rtt / bare rtt", "multiproc_rtt", "bare_rtt", Target::AtMost(1.3)),
+            ("python rtt / multiproc rtt", "python_rtt", "multiproc_rtt", Target::None),
+            (
+                "multiproc recv_bytes MiB/s / bare",
+                "multiproc_throughput",
+                "bare_throughput",
+                Target::AtLeast(0.8),
+            ),
+            (
+                "multiproc recv_bytes_into MiB/s / bare",
+                "multiproc_throughput_into",
+                "bare_throughput",
+                Target::AtLeast(0.8),
+            ),
+            ("python MiB/s / bare", "python_throughput", "bare_throughput", Target::None),
+        ],
+    );
     print_errors(series);
 }

@@ -25,7 +25,8 @@ use multiproc::{Barrier, DictProxy, Manager};
 
 mod report;
 use report::{
-    PLACEMENTS, Series, Target, cell, compile_limits, print_errors, print_samples, print_targets, ratio,
+    PLACEMENTS, Series, Target, compile_limits, print_errors, print_placement_table, print_placement_targets,
+    print_samples,
 };
 
 const ROUNDS: usize = 3;
@@ -155,53 +156,27 @@ fn print_report(series: &Series) {
          pairs; figures are mean / median; ratios on medians"
     );
     println!();
-    let row = |label: &str, a: &str, b: &str| println!("{label:<40} | {a:>23} | {b:>23}");
-    row("series", "unpinned", "pinned (taskset -c 0)");
-    let rows = [
-        ("per operation, us: multiproc DictProxy", "multiproc_op_us"),
-        ("per operation, us: python dict proxy", "python_op_us"),
-        ("round trip, us: bare socketpair", "bare_rtt"),
-        ("1 client, ops/s: multiproc", "multiproc_clients_1"),
-        ("8 clients, ops/s: multiproc", "multiproc_clients_8"),
-        ("1 client, ops/s: python", "python_clients_1"),
-        ("8 clients, ops/s: python", "python_clients_8"),
-    ];
-    for (label, name) in rows {
-        let [a, b] = PLACEMENTS.map(|p| cell(&series.stats((p.name(), name))));
-        row(label, &a, &b);
-    }
-    println!();
-    let mut targets = Vec::new();
-    for p in PLACEMENTS {
-        let s = |name| series.stats((p.name(), name));
-        let pn = p.name();
-        targets.push((
-            format!("{pn}: multiproc op / bare round trip"),
-            ratio(&s("multiproc_op_us"), &s("bare_rtt")),
-            Target::AtMost(1.5),
-        ));
-        targets.push((
-            format!("{pn}: multiproc ops/s / python ops/s"),
-            ratio(&s("python_op_us"), &s("multiproc_op_us")),
-            Target::AtLeast(2.0),
-        ));
-        targets.push((
-            format!("{pn}: 8 clients / 1 client, multiproc"),
-            ratio(&s("multiproc_clients_8"), &s("multiproc_clients_1")),
-            Target::None,
-        ));
-        targets.push((
-            format!("{pn}: 8 clients / 1 client, python"),
-            ratio(&s("python_clients_8"), &s("python_clients_1")),
-            Target::None,
-        ));
-        targets.push((
-            format!("{pn}: 8 clients, multiproc / python"),
-            ratio(&s("multiproc_clients_8"), &s("python_clients_8")),
-            Target::None,
-        ));
-    }
-    let targets: Vec<_> = targets.iter().map(|(l, r, t)| (l.as_str(), *r, *t)).collect();
-    print_targets(&targets);
+    print_placement_table(
+        series,
+        &[
+            ("per operation, us: multiproc DictProxy", "multiproc_op_us"),
+            ("per operation, us: python dict proxy", "python_op_us"),
+            ("round trip, us: bare socketpair", "bare_rtt"),
+            ("1 client, ops/s: multiproc", "multiproc_clients_1"),
+            ("8 clients, ops/s: multiproc", "multiproc_clients_8"),
+            ("1 client, ops/s: python", "python_clients_1"),
+            ("8 clients, ops/s: python", "python_clients_8"),
+        ],
+    );
+    print_placement_targets(
+        series,
+        &[
+            ("multiproc op / bare round trip", "multiproc_op_us", "bare_rtt", Target::AtMost(1.5)),
+            ("multiproc ops/s / python ops/s", "python_op_us", "multiproc_op_us", Target::AtLeast(2.0)),
+            ("8 clients / 1 client, multiproc", "multiproc_clients_8", "multiproc_clients_1", Target::None),
+            ("8 clients / 1 client, python", "python_clients_8", "python_clients_1", Target::None),
+            ("8 clients, multiproc / python", "multiproc_clients_8", "python_clients_8", Target::None),
+        ],
+    );
     print_errors(series);
 }

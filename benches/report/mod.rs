@@ -324,3 +324,29 @@ pub fn print_samples(workload: &str, workloads: &[(&str, &str)], samples: Result
         }
     }
 }
+
+/// Prints a table of `rows` (label, series name): a column per placement.
+pub fn print_placement_table(series: &Series, rows: &[(&str, &str)]) {
+    let row = |label: &str, a: &str, b: &str| println!("{label:<42} | {a:>23} | {b:>23}");
+    row("series", "unpinned", "pinned (taskset -c 0)");
+    println!("{:-<42}-+-{:-<23}-+-{:-<23}", "", "", "");
+    for (label, name) in rows {
+        let [a, b] = PLACEMENTS.map(|p| cell(&series.stats((p.name(), name))));
+        row(label, &a, &b);
+    }
+    println!();
+}
+
+/// Prints, for each placement, each ratio (label, numerator series,
+/// denominator series) against its target.
+pub fn print_placement_targets(series: &Series, ratios: &[(&str, &str, &str, Target)]) {
+    let mut targets = Vec::new();
+    for p in PLACEMENTS {
+        for (label, numerator, denominator, target) in ratios {
+            let r = ratio(&series.stats((p.name(), numerator)), &series.stats((p.name(), denominator)));
+            targets.push((format!("{}: {label}", p.name()), r, *target));
+        }
+    }
+    let targets: Vec<_> = targets.iter().map(|(l, r, t)| (l.as_str(), *r, *t)).collect();
+    print_targets(&targets);
+}
