@@ -609,3 +609,45 @@ fn a_released_object_is_gone_for_every_proxy() {
     let elsewhere = Manager::start().unwrap();
     assert!(matches!(elsewhere.release(&kept), Err(Error::Io(_))), "not that manager's object");
 }
+
+#[multiproc::remote]
+fn wait_for_an_item(q: QueueProxy<u32>) -> String {
+    match q.get() {
+        Ok(item) => format!("got {item}"),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+// A call waiting in the server when the manager is killed ends at once
+// with `Closed`, never hangs.
+#[test]
+fn a_waiting_call_ends_when_the_manager_is_killed() {
+    let manager = Manager::start().unwrap();
+    let q = manager.queue::<u32>().unwrap();
+    let waiter = multiproc::spawn(wait_for_an_item, (q.clone(),)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    kill(Pid::from_raw(manager.pid().unwrap() as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(join(waiter).unwrap(), "Closed");
+    assert!(t0.elapsed() < Duration::from_secs(2), "took {:?}", t0.elapsed());
+}
+
+#[multiproc::remote]
+fn start_a_manager(report: multiproc::Connection<u32>) {
+    let manager = Manager::start().unwrap();
+    report.send(manager.pid().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+// No orphans: the server of a manager whose owner is SIGKILLed ends too.
+#[test]
+fn a_managers_server_dies_with_its_owner() {
+    let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+    let mut owner = multiproc::spawn(start_a_manager, (theirs,)).unwrap();
+    assert!(mine.poll(LIMIT).unwrap());
+    let server = mine.recv().unwrap();
+    assert!(!common::is_gone(server));
+    owner.kill().unwrap();
+    assert!(common::gone_within(server, Duration::from_secs(2)), "the manager outlived its owner");
+    assert!(join(owner).is_err());
+}
