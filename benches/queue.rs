@@ -27,7 +27,7 @@ use multiproc::{Barrier, Queue};
 use serde_bytes::ByteBuf;
 
 mod report;
-use report::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+use report::{Series, Target, compile_limits, print_errors, print_ratios, print_table, run_helper};
 
 const ROUNDS: usize = 3;
 /// Small items per run.
@@ -197,76 +197,58 @@ fn main() {
         }
     }
 
-    let s = |source, name| series.stats((source, name));
     println!();
     println!(
         "queues across processes; {ROUNDS} interleaved rounds; figures are mean / median; ratios on medians"
     );
     println!();
-    let row = |label: &str, a: &str, b: &str, c: &str| println!("{label:<30} | {a:>27} | {b:>27} | {c:>27}");
-    row("", "multiproc Queue", "python Queue", "bare pipe");
-    row(
-        "1 -> 1, small ints, items/s",
-        &cell(&s("multiproc", "items_per_s")),
-        &cell(&s("python", "items_per_s")),
-        &cell(&s("limit", "pipe_items_per_s")),
+    print_table(
+        &series,
+        &[("multiproc Queue", "multiproc"), ("python Queue", "python"), ("bare pipe", "limit")],
+        &[
+            ("1 -> 1, small ints, items/s", vec!["items_per_s", "items_per_s", "pipe_items_per_s"]),
+            ("4 -> 4, small ints, items/s", vec!["items_per_s_4x4", "items_per_s_4x4", ""]),
+            ("1 -> 1, 1 MiB items, MiB/s", vec!["mib_per_s", "mib_per_s", "pipe_mib_per_s"]),
+            ("round trip, us", vec!["trip_us", "trip_us", "pipe_trip_us"]),
+        ],
     );
-    row(
-        "4 -> 4, small ints, items/s",
-        &cell(&s("multiproc", "items_per_s_4x4")),
-        &cell(&s("python", "items_per_s_4x4")),
-        "-",
+    let (ours, python, pipe) = (|n| ("multiproc", n), |n| ("python", n), |n| ("limit", n));
+    print_ratios(
+        &series,
+        &[
+            (
+                "small ints: multiproc / python".into(),
+                ours("items_per_s"),
+                python("items_per_s"),
+                Target::AtLeast(20.0),
+            ),
+            (
+                "small ints: multiproc / bare pipe".into(),
+                ours("items_per_s"),
+                pipe("pipe_items_per_s"),
+                Target::None,
+            ),
+            (
+                "small ints: 4x4 / 1x1 (scaling)".into(),
+                ours("items_per_s_4x4"),
+                ours("items_per_s"),
+                Target::None,
+            ),
+            (
+                "1 MiB items: multiproc / bare pipe".into(),
+                ours("mib_per_s"),
+                pipe("pipe_mib_per_s"),
+                Target::AtLeast(0.7),
+            ),
+            ("1 MiB items: multiproc / python".into(), ours("mib_per_s"), python("mib_per_s"), Target::None),
+            ("round trip: python / multiproc".into(), python("trip_us"), ours("trip_us"), Target::None),
+            (
+                "round trip: multiproc / bare pipes".into(),
+                ours("trip_us"),
+                pipe("pipe_trip_us"),
+                Target::None,
+            ),
+        ],
     );
-    row(
-        "1 -> 1, 1 MiB items, MiB/s",
-        &cell(&s("multiproc", "mib_per_s")),
-        &cell(&s("python", "mib_per_s")),
-        &cell(&s("limit", "pipe_mib_per_s")),
-    );
-    row(
-        "round trip, us",
-        &cell(&s("multiproc", "trip_us")),
-        &cell(&s("python", "trip_us")),
-        &cell(&s("limit", "pipe_trip_us")),
-    );
-    println!();
-    let targets = [
-        (
-            "small ints: multiproc / python",
-            ratio(&s("multiproc", "items_per_s"), &s("python", "items_per_s")),
-            Target::AtLeast(20.0),
-        ),
-        (
-            "small ints: multiproc / bare pipe",
-            ratio(&s("multiproc", "items_per_s"), &s("limit", "pipe_items_per_s")),
-            Target::None,
-        ),
-        (
-            "small ints: 4x4 / 1x1 (scaling)",
-            ratio(&s("multiproc", "items_per_s_4x4"), &s("multiproc", "items_per_s")),
-            Target::None,
-        ),
-        (
-            "1 MiB items: multiproc / bare pipe",
-            ratio(&s("multiproc", "mib_per_s"), &s("limit", "pipe_mib_per_s")),
-            Target::AtLeast(0.7),
-        ),
-        (
-            "1 MiB items: multiproc / python",
-            ratio(&s("multiproc", "mib_per_s"), &s("python", "mib_per_s")),
-            Target::None,
-        ),
-        (
-            "round trip: python / multiproc",
-            ratio(&s("python", "trip_us"), &s("multiproc", "trip_us")),
-            Target::None,
-        ),
-        (
-            "round trip: multiproc / bare pipes",
-            ratio(&s("multiproc", "trip_us"), &s("limit", "pipe_trip_us")),
-            Target::None,
-        ),
-    ];
-    print_targets(&targets);
     print_errors(&series);
 }

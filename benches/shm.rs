@@ -25,7 +25,7 @@ use std::time::Instant;
 use multiproc::{Event, RawArray, Value};
 
 mod report;
-use report::{Series, Target, cell, compile_limits, print_errors, print_targets, ratio, run_helper};
+use report::{Series, Target, compile_limits, print_errors, print_ratios, print_table, run_helper};
 
 const ROUNDS: usize = 5;
 /// Increments per process.
@@ -141,56 +141,50 @@ fn main() {
         }
     }
 
-    let s = |source, name| series.stats((source, name));
     println!();
     println!(
         "two processes adding 1 to a shared i64 {N} times each under its lock; {ROUNDS} interleaved rounds"
     );
     println!("figures are mean / median; ratios on medians");
     println!();
-    let row = |label: &str, a: &str, b: &str, c: &str| println!("{label:<32} | {a:>23} | {b:>23} | {c:>23}");
-    row("", "multiproc Value", "python Value('q')", "bare pthread mutex");
-    row(
-        "increments/s, both processes",
-        &cell(&s("multiproc", "ops_per_s")),
-        &cell(&s("python", "ops_per_s")),
-        &cell(&s("limit", "bare_ops_per_s")),
+    print_table(
+        &series,
+        &[("multiproc Value", "multiproc"), ("python Value('q')", "python"), ("bare pthread mutex", "limit")],
+        &[
+            ("increments/s, both processes", vec!["ops_per_s", "ops_per_s", "bare_ops_per_s"]),
+            ("event wake-up across processes, us", vec!["event_us", "event_us", ""]),
+            ("uncontended lock+unlock, ns", vec!["uncontended_ns", "uncontended_ns", "bare_uncontended_ns"]),
+        ],
     );
-    row(
-        "event wake-up across processes, us",
-        &cell(&s("multiproc", "event_us")),
-        &cell(&s("python", "event_us")),
-        "-",
+    let (ours, python, bare) = (|n| ("multiproc", n), |n| ("python", n), |n| ("limit", n));
+    print_ratios(
+        &series,
+        &[
+            (
+                "bare ops/s / multiproc ops/s".into(),
+                bare("bare_ops_per_s"),
+                ours("ops_per_s"),
+                Target::AtMost(2.0),
+            ),
+            (
+                "multiproc ops/s / python ops/s".into(),
+                ours("ops_per_s"),
+                python("ops_per_s"),
+                Target::AtLeast(10.0),
+            ),
+            (
+                "uncontended: python ns / multiproc ns".into(),
+                python("uncontended_ns"),
+                ours("uncontended_ns"),
+                Target::None,
+            ),
+            (
+                "uncontended: multiproc ns / bare ns".into(),
+                ours("uncontended_ns"),
+                bare("bare_uncontended_ns"),
+                Target::None,
+            ),
+        ],
     );
-    row(
-        "uncontended lock+unlock, ns",
-        &cell(&s("multiproc", "uncontended_ns")),
-        &cell(&s("python", "uncontended_ns")),
-        &cell(&s("limit", "bare_uncontended_ns")),
-    );
-    println!();
-    let targets = [
-        (
-            "bare ops/s / multiproc ops/s",
-            ratio(&s("limit", "bare_ops_per_s"), &s("multiproc", "ops_per_s")),
-            Target::AtMost(2.0),
-        ),
-        (
-            "multiproc ops/s / python ops/s",
-            ratio(&s("multiproc", "ops_per_s"), &s("python", "ops_per_s")),
-            Target::AtLeast(10.0),
-        ),
-        (
-            "uncontended: python ns / multiproc ns",
-            ratio(&s("python", "uncontended_ns"), &s("multiproc", "uncontended_ns")),
-            Target::None,
-        ),
-        (
-            "uncontended: multiproc ns / bare ns",
-            ratio(&s("multiproc", "uncontended_ns"), &s("limit", "bare_uncontended_ns")),
-            Target::None,
-        ),
-    ];
-    print_targets(&targets);
     print_errors(&series);
 }

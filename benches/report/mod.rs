@@ -325,28 +325,64 @@ pub fn print_samples(workload: &str, workloads: &[(&str, &str)], samples: Result
     }
 }
 
-/// Prints a table of `rows` (label, series name): a column per placement.
-pub fn print_placement_table(series: &Series, rows: &[(&str, &str)]) {
-    let row = |label: &str, a: &str, b: &str| println!("{label:<42} | {a:>23} | {b:>23}");
-    row("series", "unpinned", "pinned (taskset -c 0)");
-    println!("{:-<42}-+-{:-<23}-+-{:-<23}", "", "", "");
-    for (label, name) in rows {
-        let [a, b] = PLACEMENTS.map(|p| cell(&series.stats((p.name(), name))));
-        row(label, &a, &b);
+/// Prints a table with a column per `(header, source)` and a row per
+/// `(label, series names)`, one name per column ("" where that source has
+/// no such series), then a blank line.
+pub fn print_table(series: &Series, columns: &[(&str, &str)], rows: &[(&str, Vec<&str>)]) {
+    let label_width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(6);
+    let line = |label: &str, cells: &[String]| {
+        let cells: Vec<String> = cells.iter().map(|c| format!("{c:>23}")).collect();
+        println!("{label:<label_width$} | {}", cells.join(" | "));
+    };
+    line("series", &columns.iter().map(|(h, _)| (*h).to_owned()).collect::<Vec<_>>());
+    let rule: Vec<String> = columns.iter().map(|_| "-".repeat(23)).collect();
+    println!("{}-+-{}", "-".repeat(label_width), rule.join("-+-"));
+    for (label, names) in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .zip(names)
+            .map(
+                |((_, source), name)| {
+                    if name.is_empty() { "-".to_owned() } else { cell(&series.stats((source, name))) }
+                },
+            )
+            .collect();
+        line(label, &cells);
     }
     println!();
 }
 
-/// Prints, for each placement, each ratio (label, numerator series,
-/// denominator series) against its target.
+/// Prints each ratio `(label, numerator, denominator, target)` of two
+/// series against its target.
+pub fn print_ratios(series: &Series, ratios: &[(String, Key<'_>, Key<'_>, Target)]) {
+    let targets: Vec<_> = ratios
+        .iter()
+        .map(|(label, a, b, target)| (label.as_str(), ratio(&series.stats(*a), &series.stats(*b)), *target))
+        .collect();
+    print_targets(&targets);
+}
+
+/// [`print_table`] with a column per placement, the same series in each.
+pub fn print_placement_table(series: &Series, rows: &[(&str, &str)]) {
+    let columns: Vec<(&str, &str)> =
+        vec![("unpinned", Placement::Unpinned.name()), ("pinned (taskset -c 0)", Placement::Pinned.name())];
+    let rows: Vec<(&str, Vec<&str>)> = rows.iter().map(|(label, name)| (*label, vec![*name; 2])).collect();
+    print_table(series, &columns, &rows);
+}
+
+/// [`print_ratios`] for each placement: each ratio (label, numerator
+/// series, denominator series) of that placement's series.
 pub fn print_placement_targets(series: &Series, ratios: &[(&str, &str, &str, Target)]) {
-    let mut targets = Vec::new();
+    let mut all = Vec::new();
     for p in PLACEMENTS {
         for (label, numerator, denominator, target) in ratios {
-            let r = ratio(&series.stats((p.name(), numerator)), &series.stats((p.name(), denominator)));
-            targets.push((format!("{}: {label}", p.name()), r, *target));
+            all.push((
+                format!("{}: {label}", p.name()),
+                (p.name(), *numerator),
+                (p.name(), *denominator),
+                *target,
+            ));
         }
     }
-    let targets: Vec<_> = targets.iter().map(|(l, r, t)| (l.as_str(), *r, *t)).collect();
-    print_targets(&targets);
+    print_ratios(series, &all);
 }
