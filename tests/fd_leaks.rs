@@ -133,3 +133,28 @@ fn queues_leak_no_fds() {
         assert_eq!(open_fds(), before, "{method}: fds leaked");
     }
 }
+
+/// Starts a manager, calls it (a dict, and a lock, which opens this
+/// process's session with it), and shuts it down.
+fn manager_cycle() {
+    let manager = multiproc::Manager::start().unwrap();
+    let d = manager.dict::<u8, u8>().unwrap();
+    d.insert(1, 1).unwrap();
+    let lock = manager.lock().unwrap();
+    lock.acquire().unwrap().release().unwrap();
+    manager.shutdown().unwrap();
+}
+
+// A manager that is shut down leaves no connection to it open here: not
+// the idle ones its proxies used, nor this process's session.
+#[test]
+fn managers_leak_no_fds() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    manager_cycle();
+    let before = open_fds();
+    for _ in 0..10 {
+        manager_cycle();
+    }
+    wait_for_children();
+    assert_eq!(open_fds(), before, "fds leaked");
+}

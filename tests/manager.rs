@@ -328,7 +328,10 @@ fn a_manager_on_tcp() {
     assert!(matches!(queues.push(Queue::new().unwrap()), Err(Error::Codec(_))));
     // A busy address is the caller's error.
     let taken = manager.address().clone();
-    assert!(Manager::builder().address(taken).unwrap().start().is_err());
+    match Manager::builder().address(taken).unwrap().start() {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}"),
+        other => panic!("a busy address gave {other:?}"),
+    }
 }
 
 #[multiproc::remote]
@@ -502,7 +505,11 @@ fn unrelated_programs_share_a_published_queue_over_tcp() {
         Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
         other => panic!("a missing name gave {other:?}"),
     }
-    assert!(matches!(manager.lookup::<DictProxy<u8, u8>>("jobs"), Err(Error::Io(_))), "the wrong kind");
+    assert_eq!(
+        io_kind(manager.lookup::<DictProxy<u8, u8>>("jobs")),
+        std::io::ErrorKind::InvalidInput,
+        "the wrong kind"
+    );
     assert!(matches!(Manager::connect(address.as_str(), b"not the key"), Err(Error::Auth(_))));
 
     drop(server.stdin.take());
@@ -603,11 +610,15 @@ fn a_released_object_is_gone_for_every_proxy() {
     let other = d.clone();
     assert!(manager.release(&d).unwrap());
     assert!(!manager.release(&d).unwrap(), "released twice");
-    assert!(matches!(other.insert(1, 1), Err(Error::Io(_))));
-    assert!(matches!(manager.lookup::<DictProxy<u8, u8>>("d"), Err(Error::Io(_))));
+    assert_eq!(io_kind(other.insert(1, 1)), std::io::ErrorKind::NotFound);
+    assert_eq!(io_kind(manager.lookup::<DictProxy<u8, u8>>("d")), std::io::ErrorKind::NotFound);
     kept.insert(1, 1).unwrap();
     let elsewhere = Manager::start().unwrap();
-    assert!(matches!(elsewhere.release(&kept), Err(Error::Io(_))), "not that manager's object");
+    assert_eq!(
+        io_kind(elsewhere.release(&kept)),
+        std::io::ErrorKind::InvalidInput,
+        "not that manager's object"
+    );
 }
 
 #[multiproc::remote]
@@ -650,4 +661,55 @@ fn a_managers_server_dies_with_its_owner() {
     owner.kill().unwrap();
     assert!(common::gone_within(server, Duration::from_secs(2)), "the manager outlived its owner");
     assert!(join(owner).is_err());
+}
+
+/// The kind of the `Error::Io` that `result` must be.
+fn io_kind<T: std::fmt::Debug>(result: multiproc::Result<T>) -> std::io::ErrorKind {
+    match result {
+        Err(Error::Io(e)) => e.kind(),
+        other => panic!("expected an i/o error, got {other:?}"),
+    }
+}
+
+// The errors the dict and the manager promise for what cannot be done.
+#[test]
+fn what_cannot_be_done_is_the_callers_error() {
+    let manager = Manager::builder().authkey(b"do not print me".to_vec()).start().unwrap();
+    assert!(!format!("{manager:?}").contains("do not print me"));
+    let builder = Manager::builder().authkey(b"do not print me".to_vec());
+    assert!(!format!("{builder:?}").contains("do not print me"), "{builder:?}");
+
+    // Keys with handles; values of another type; compare-and-swap on a
+    // value holding handles.
+    let queues = manager.dict::<Queue<u8>, u8>().unwrap();
+    assert_eq!(io_kind(queues.insert(Queue::new().unwrap(), 1)), std::io::ErrorKind::InvalidInput);
+    let d = manager.dict::<String, String>().unwrap();
+    d.insert("a".into(), "text".into()).unwrap();
+    // The same object, seen with other types (as another program might).
+    manager.publish("d", &d).unwrap();
+    let same: DictProxy<String, u64> = manager.lookup("d").unwrap();
+    assert!(matches!(same.get(&"a".into()), Err(Error::Codec(_))), "a value of another type");
+    assert_eq!(io_kind(same.add(&"a".into(), 1)), std::io::ErrorKind::InvalidInput, "adding to text");
+    assert_eq!(d.update(&"a".into(), |_| None).unwrap(), None);
+    assert!(!d.contains_key(&"a".into()).unwrap(), "update to None removes");
+    let handles = manager.dict::<u8, Queue<u8>>().unwrap();
+    handles.insert(1, Queue::new().unwrap()).unwrap();
+    assert_eq!(io_kind(handles.update(&1, |q| q)), std::io::ErrorKind::InvalidInput);
+    let q = Queue::new().unwrap();
+    assert_eq!(io_kind(handles.compare_and_swap(&1, Some(&q), None)), std::io::ErrorKind::InvalidInput);
+
+    // Publishing: another manager's object; a name published again.
+    let other = Manager::start().unwrap();
+    let foreign = other.list::<u8>().unwrap();
+    assert_eq!(io_kind(manager.publish("x", &foreign)), std::io::ErrorKind::InvalidInput);
+    let (first, second) = (manager.list_from([1u8]).unwrap(), manager.list_from([2u8]).unwrap());
+    manager.publish("x", &first).unwrap();
+    manager.publish("x", &second).unwrap();
+    assert_eq!(manager.lookup::<ListProxy<u8>>("x").unwrap().to_vec().unwrap(), vec![2]);
+
+    // Nothing listens there.
+    let address = other.address().clone();
+    other.shutdown().unwrap();
+    assert!(matches!(Manager::connect(address, b"any"), Err(Error::Closed)));
+    assert!(matches!(foreign.len(), Err(Error::Closed)));
 }

@@ -150,3 +150,53 @@ fn a_managed_object_can_be_published_and_stored() {
     assert!(matches!(manager.lookup::<multiproc::QueueProxy<u8>>("counter"), Err(Error::Io(_))));
     assert!(LIMIT > Duration::ZERO);
 }
+
+/// A type whose decoding in the manager panics for a negative value, and
+/// whose drop panics, when asked to, in a process other than the one that
+/// made it (the manager's).
+#[derive(Debug, Serialize, Deserialize)]
+struct Touchy {
+    #[serde(deserialize_with = "non_negative")]
+    n: i64,
+    panic_on_drop: bool,
+    maker: u32,
+}
+
+fn non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = i64::deserialize(d)?;
+    assert!(n >= 0, "a negative Touchy");
+    Ok(n)
+}
+
+impl Drop for Touchy {
+    fn drop(&mut self) {
+        if self.panic_on_drop && self.maker != std::process::id() && !std::thread::panicking() {
+            panic!("Touchy dropped");
+        }
+    }
+}
+
+#[multiproc::managed]
+impl Touchy {
+    fn n(&self) -> i64 {
+        self.n
+    }
+}
+
+// User code the manager runs outside a method (decoding the value, dropping
+// it when released) may panic too: that caller's error, and the server and
+// the connection go on.
+#[test]
+fn a_user_types_decode_and_drop_may_panic() {
+    let manager = Manager::start().unwrap();
+    let fine = manager.create(Touchy { n: 1, panic_on_drop: true, maker: std::process::id() }).unwrap();
+    let negative = Touchy { n: -1, panic_on_drop: false, maker: std::process::id() };
+    match manager.create(negative) {
+        Err(Error::Remote(e)) => assert!(e.message().contains("a negative Touchy"), "{e}"),
+        other => panic!("a panicking decode gave {other:?}"),
+    }
+    assert_eq!(fine.n().unwrap(), 1);
+    let kept = manager.create(Touchy { n: 2, panic_on_drop: false, maker: std::process::id() }).unwrap();
+    assert!(manager.release(&fine).unwrap());
+    assert_eq!(kept.n().unwrap(), 2, "the server goes on after a drop that panicked");
+}

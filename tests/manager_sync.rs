@@ -253,3 +253,153 @@ fn values_and_arrays_across_processes() {
     assert!(matches!(small.add(1), Err(Error::Io(_))), "overflow");
     assert_eq!(small.get().unwrap(), u8::MAX);
 }
+
+#[multiproc::remote]
+fn eight_threads_take_their_first_locks(locks: Vec<LockProxy>) -> usize {
+    let all_held = std::sync::Barrier::new(locks.len());
+    std::thread::scope(|s| {
+        let threads: Vec<_> = locks
+            .iter()
+            .map(|lock| {
+                let all_held = &all_held;
+                s.spawn(move || {
+                    let guard = lock.acquire().unwrap();
+                    all_held.wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                    lock.is_locked().unwrap() && guard.release().is_ok()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap_or(false)).filter(|held| *held).count()
+    })
+}
+
+// Threads of one process taking their first locks at once each open the
+// process's session with the server; the server frees what the process
+// holds only when its last session ends, not when a spare one does.
+#[test]
+fn threads_taking_their_first_locks_at_once_keep_them() {
+    let manager = Manager::start().unwrap();
+    for _ in 0..5 {
+        let locks: Vec<LockProxy> = (0..8).map(|_| manager.lock().unwrap()).collect();
+        let held = join(multiproc::spawn(eight_threads_take_their_first_locks, (locks,)).unwrap()).unwrap();
+        assert_eq!(held, 8, "a thread lost a lock it held");
+    }
+}
+
+#[multiproc::remote]
+fn set_and_put_later(ev: EventProxy, b: BarrierProxy, cond: ConditionProxy) {
+    std::thread::sleep(Duration::from_millis(100));
+    ev.set().unwrap();
+    b.wait().unwrap();
+    let guard = cond.acquire().unwrap();
+    cond.notify_all(&guard).unwrap();
+}
+
+// A timeout too long to count is no limit, not a server that panics (and
+// leaves a barrier with a phantom party).
+#[test]
+fn timeouts_too_long_to_count_are_no_limit() {
+    let manager = Manager::start().unwrap();
+    let (ev, b, cond, lock) = (
+        manager.event().unwrap(),
+        manager.barrier(2).unwrap(),
+        manager.condition().unwrap(),
+        manager.lock().unwrap(),
+    );
+    let guard = cond.acquire().unwrap();
+    let child = multiproc::spawn(set_and_put_later, (ev.clone(), b.clone(), cond.clone())).unwrap();
+    assert!(ev.wait_timeout(Duration::MAX).unwrap());
+    assert!(b.wait_timeout(Duration::MAX).is_ok());
+    assert!(cond.wait_timeout(&guard, Duration::MAX).unwrap());
+    drop(guard);
+    join(child).unwrap();
+    assert!(lock.acquire_timeout(Duration::MAX).unwrap().is_some());
+    assert_eq!(b.n_waiting().unwrap(), 0);
+    assert!(!b.is_broken().unwrap());
+}
+
+// COND: notify(1) wakes one waiter of two; a waiter that timed out takes
+// no notify from the others.
+#[test]
+fn notify_wakes_as_many_as_asked_and_a_timed_out_waiter_takes_none() {
+    let manager = Manager::start().unwrap();
+    let cond = manager.condition().unwrap();
+    {
+        let guard = cond.acquire().unwrap();
+        assert!(!cond.wait_timeout(&guard, Duration::from_millis(20)).unwrap());
+    }
+    let woken = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let guard = cond.acquire().unwrap();
+                if cond.wait_timeout(&guard, LIMIT).unwrap() {
+                    woken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        {
+            let guard = cond.acquire().unwrap();
+            cond.notify(&guard, 1).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1, "notify(1) woke another number");
+        let guard = cond.acquire().unwrap();
+        cond.notify_all(&guard).unwrap();
+    });
+    assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A guard of another lock is refused.
+    let other = manager.condition().unwrap();
+    let not_this = other.acquire().unwrap();
+    assert!(matches!(cond.notify(&not_this, 1), Err(Error::Io(_))));
+}
+
+#[multiproc::remote]
+fn take_a_unit(sem: SemaphoreProxy) -> bool {
+    sem.acquire().unwrap();
+    true
+}
+
+// A semaphore has no owner: a process that dies with a unit keeps it, and
+// one killed while it waits takes none (a unit taken for it goes back).
+#[test]
+fn semaphore_units_and_killed_processes() {
+    let manager = Manager::start().unwrap();
+    let sem = manager.semaphore(1).unwrap();
+    assert!(join(multiproc::spawn(take_a_unit, (sem.clone(),)).unwrap()).unwrap());
+    assert_eq!(sem.value().unwrap(), 0, "the dead process's unit is not given back");
+    let mut waiter = multiproc::spawn(take_a_unit, (sem.clone(),)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    waiter.kill().unwrap();
+    assert!(join(waiter).is_err());
+    sem.release().unwrap();
+    assert!(sem.acquire_timeout(Duration::from_secs(2)).unwrap(), "the killed waiter took the unit");
+}
+
+#[multiproc::remote]
+fn party_then_report(b: BarrierProxy) -> String {
+    match b.wait() {
+        Ok(i) => format!("index {i}"),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+// BAR: a reset while parties wait breaks it for them, and the barrier is
+// whole again for the next round.
+#[test]
+fn a_reset_breaks_the_waiting_parties_only() {
+    let manager = Manager::start().unwrap();
+    let b = manager.barrier(2).unwrap();
+    let waiting = multiproc::spawn(party_then_report, (b.clone(),)).unwrap();
+    while b.n_waiting().unwrap() < 1 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    b.reset().unwrap();
+    assert_eq!(join(waiting).unwrap(), "BrokenBarrier");
+    assert_eq!(b.n_waiting().unwrap(), 0);
+    let next = multiproc::spawn(party_then_report, (b.clone(),)).unwrap();
+    let mine = b.wait().unwrap();
+    assert_eq!(join(next).unwrap(), format!("index {}", 1 - mine));
+}

@@ -129,6 +129,10 @@ impl Error {
         Error::Io(io::Error::new(io::ErrorKind::InvalidInput, what.into()))
     }
 
+    pub(crate) fn not_found(what: impl Into<String>) -> Error {
+        Error::Io(io::Error::new(io::ErrorKind::NotFound, what.into()))
+    }
+
     /// The same error again, for a result that is read more than once
     /// (`io::Error` is not `Clone`: its kind and message are kept).
     pub(crate) fn duplicate(&self) -> Error {

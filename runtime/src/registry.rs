@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Mutex, Once, OnceLock};
+use std::sync::{Once, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -89,9 +89,12 @@ pub(crate) struct Panicked {
     pub(crate) location: Option<String>,
 }
 
-/// Where the last panic of this process happened, recorded by the hook
-/// [`record_panic_locations`] installs.
-static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+thread_local! {
+    /// Where the last panic of this thread happened, recorded by the hook
+    /// [`record_panic_locations`] installs: per thread, as the manager's
+    /// server catches panics of several threads at once.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
 
 /// Makes every later panic record its location for [`catch_panic`], then
 /// go on to the hook that was there before. Once per process: a child
@@ -102,10 +105,8 @@ pub(crate) fn record_panic_locations() {
     INSTALLED.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            // `try_lock`: a forked child may have inherited it locked.
-            if let Ok(mut location) = PANIC_LOCATION.try_lock() {
-                *location = info.location().map(ToString::to_string);
-            }
+            // `try_with`: a thread that is exiting has no locals left.
+            let _ = PANIC_LOCATION.try_with(|l| *l.borrow_mut() = info.location().map(ToString::to_string));
             previous(info);
         }));
     });
@@ -120,9 +121,21 @@ pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Pa
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "Box<dyn Any>".to_owned());
-        let location = PANIC_LOCATION.try_lock().ok().and_then(|mut l| l.take());
+        let location = PANIC_LOCATION.try_with(|l| l.borrow_mut().take()).ok().flatten();
         Panicked { message, location }
     })
+}
+
+/// Runs the fn registered as `name` once with `args`, as an initializer:
+/// how it failed, if it did (a panic, or a fn that is not there or whose
+/// arguments do not decode, as a message with no location).
+pub(crate) fn run_initializer(name: &str, args: Encoded) -> std::result::Result<(), Panicked> {
+    let ran = lookup(name).map(|reg| catch_panic(|| (reg.invoke)(Input::One(args))));
+    match ran {
+        Ok(Ok(Ok(_))) => Ok(()),
+        Ok(Ok(Err(e))) | Err(e) => Err(Panicked { message: e.to_string(), location: None }),
+        Ok(Err(panicked)) => Err(panicked),
+    }
 }
 
 /// Decodes the arguments of the fn registered as `name` from `input`,

@@ -3,30 +3,25 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, OnceLock, PoisonError};
+
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Reply, Request};
+use super::protocol::{Holder, Reply, Request};
 use crate::codec::{self, Encoded};
 use crate::connection::{Address, Client, Connection};
 use crate::error::{Error, Result};
-use crate::start::identity;
+use crate::start::AfterFork;
+use crate::sys::fork_mutex::ForkMutex;
 
 /// How long a side of a call looks for the other's next frame before it
 /// sleeps: the client for the answer, the server for the next request.
 /// A call takes a few microseconds when both look, against two wake-ups
-/// of tens of microseconds each on these machines when they sleep. Zero
-/// when this process may run on one CPU only: there, looking only keeps
-/// the other side from running.
+/// of tens of microseconds each on these machines when they sleep.
 pub(crate) fn spin() -> Duration {
-    static SPIN: OnceLock<Duration> = OnceLock::new();
-    *SPIN.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        if cpus > 1 { SPIN_TIME } else { Duration::ZERO }
-    })
+    if crate::process::may_spin() { SPIN_TIME } else { Duration::ZERO }
 }
 
 const SPIN_TIME: Duration = Duration::from_micros(50);
@@ -46,9 +41,9 @@ impl fmt::Debug for Server {
 }
 
 /// Idle connections to servers, for this process only: a `Fork` child
-/// starts with none rather than share its parent's sockets.
+/// starts with none rather than share its parent's sockets (it forgets
+/// the copies it inherited, which point at a dead socket).
 struct Idle {
-    generation: u64,
     by_server: HashMap<Server, Vec<Connection<()>>>,
     /// This process's number for the servers, and per server the session
     /// connection whose end tells the server that this process has gone.
@@ -56,14 +51,39 @@ struct Idle {
     sessions: HashMap<Server, Connection<()>>,
 }
 
-static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
+static IDLE: ForkMutex<Option<Idle>> = ForkMutex::new(None);
+
+inventory::submit! {
+    AfterFork(|proof| IDLE.reinit_in_child(proof, None))
+}
 
 /// At most this many idle connections are kept per server.
 const KEEP: usize = 16;
 
 impl Server {
     fn connect(&self) -> Result<Connection<()>> {
-        Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(gone)
+        Client::connect(self.address.clone(), self.authkey.as_deref()).map_err(|e| self.gone(e))
+    }
+
+    /// A connection that broke, or a server that is not there, is a server
+    /// that is gone: its idle connections and session are dropped (they
+    /// would be open fds for nothing). A wrong key stays what it is.
+    fn gone(&self, e: Error) -> Error {
+        match e {
+            Error::Io(ref io) if is_gone(io.kind()) => {
+                self.forget();
+                Error::Closed
+            }
+            other => other,
+        }
+    }
+
+    /// Closes this process's idle connections and session to the server.
+    pub(crate) fn forget(&self) {
+        let _ = with_idle(|idle| {
+            idle.by_server.remove(self);
+            idle.sessions.remove(self);
+        });
     }
 
     fn give_back(&self, conn: Connection<()>) {
@@ -77,7 +97,7 @@ impl Server {
 
     fn send_on_new(&self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<Connection<()>> {
         let conn = self.connect()?;
-        conn.channel.send(bytes, fds).map_err(gone)?;
+        conn.channel.send(bytes, fds).map_err(|e| self.gone(e))?;
         Ok(conn)
     }
 
@@ -100,8 +120,8 @@ impl Server {
         if !open {
             let conn = self.connect()?;
             let encoded = codec::encode(&Request::Session { process: token })?;
-            conn.channel.send(&encoded.bytes, &[]).map_err(gone)?;
-            answer::<()>(conn.channel.recv(None).map_err(gone)?)?;
+            conn.channel.send(&encoded.bytes, &[]).map_err(|e| self.gone(e))?;
+            answer::<()>(conn.channel.recv(None).map_err(|e| self.gone(e))?)?;
             with_idle(|idle| {
                 idle.sessions.entry(self.clone()).or_insert(conn);
             })?;
@@ -130,7 +150,7 @@ impl Server {
             },
             None => self.send_on_new(&encoded.bytes, &fds)?,
         };
-        let answer_frame = conn.channel.recv_spinning(spin()).map_err(gone)?;
+        let answer_frame = conn.channel.recv_spinning(spin()).map_err(|e| self.gone(e))?;
         // Only a connection that went through a whole call is kept: one
         // that failed half-way may hold an answer nobody reads.
         self.give_back(conn);
@@ -147,15 +167,12 @@ fn answer<R: DeserializeOwned>(frame: Encoded) -> Result<R> {
     }
 }
 
-/// Runs `f` on this process's idle connections and sessions, made anew
-/// in a forked child: its inherited connections are closed here (the
-/// parent's stay open), and it has a token of its own.
+/// Runs `f` on this process's idle connections and sessions, made on
+/// first use (and again in a forked child, with a token of its own).
 fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> Result<R> {
-    let generation = identity::generation();
-    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    if idle.as_ref().is_none_or(|i| i.generation != generation) {
+    let mut idle = IDLE.lock();
+    if idle.is_none() {
         *idle = Some(Idle {
-            generation,
             by_server: HashMap::new(),
             token: crate::sys::random::random_u64()?,
             sessions: HashMap::new(),
@@ -164,28 +181,12 @@ fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> Result<R> {
     Ok(f(idle.as_mut().expect("made above")))
 }
 
-/// A thread of a process, as the servers know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub(crate) struct Holder {
-    pub(crate) process: u64,
-    pub(crate) thread: u64,
-}
-
 thread_local! {
     /// This thread's number among the process's threads.
     static THREAD: u64 = {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     };
-}
-
-/// A connection that broke, or a server that is not there, is a server
-/// that is gone. A wrong key stays what it is.
-fn gone(e: Error) -> Error {
-    match e {
-        Error::Io(ref io) if is_gone(io.kind()) => Error::Closed,
-        other => other,
-    }
 }
 
 fn is_gone(kind: std::io::ErrorKind) -> bool {

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::client;
+use super::protocol::comparable;
 use super::server::{Access, Caller, Served, args, no_method, ret};
 use crate::codec::{ByteBuf, Bytes, Encoded};
 use crate::error::{Error, Result};
@@ -294,8 +295,8 @@ where
         current: Option<&V>,
         new: Option<V>,
     ) -> Result<std::result::Result<(), Option<V>>> {
-        let current = current.map(client::key).transpose()?;
-        match self.swap(key, current.as_ref().map(|c| &c.bytes[..]), new.as_ref())? {
+        let current = current.map(client::value).transpose()?;
+        match self.swap(key, current.as_ref().map(comparable).transpose()?, new.as_ref())? {
             Ok(()) => Ok(Ok(())),
             Err(actual) => Ok(Err(actual.map(client::decode).transpose()?)),
         }
@@ -448,7 +449,7 @@ impl Served for Dict {
                 let (key, expected, new): (Encoded, Option<ByteBuf>, Option<Encoded>) = args(a)?;
                 let key = key_bytes(key)?;
                 let actual = self.get(&key);
-                if actual.map(|v| &v.bytes[..]) != expected.as_ref().map(|ByteBuf(b)| &b[..]) {
+                if actual.map(comparable).transpose()? != expected.as_ref().map(|ByteBuf(b)| &b[..]) {
                     return ret(&Err::<(), _>(actual));
                 }
                 match new {

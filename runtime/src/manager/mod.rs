@@ -171,12 +171,23 @@ impl fmt::Debug for Manager {
 
 /// Options for a [`Manager`]'s server: where it listens, with which key,
 /// started how.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ManagerBuilder {
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
     start_method: Option<StartMethod>,
     initializer: Option<(&'static str, Result<crate::codec::Encoded>)>,
+}
+
+impl fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of logs.
+        f.debug_struct("ManagerBuilder")
+            .field("address", &self.address)
+            .field("start_method", &self.start_method)
+            .field("initializer", &self.initializer.as_ref().map(|(name, _)| name))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ManagerBuilder {
@@ -218,7 +229,8 @@ impl ManagerBuilder {
     ///
     /// [`Error::Io`] if the address cannot be listened on (in use, say);
     /// [`Error::Remote`] if the initializer panicked;
-    /// [`Error::ProcessDied`] if the server died before it listened; the
+    /// [`Error::Timeout`] if it did not listen within 30 s; [`Error::ProcessDied`]
+    /// if the server died before it listened; the
     /// errors of [`spawn`](crate::spawn).
     pub fn start(self) -> Result<Manager> {
         let authkey = match self.authkey {
@@ -249,8 +261,11 @@ impl ManagerBuilder {
                 let pid = process.pid();
                 let _ = process.join();
                 return Err(match why {
-                    NotStarted::Listen(why) => {
-                        Error::invalid_input(format!("the manager cannot listen: {why}"))
+                    NotStarted::Listen { errno, message } => {
+                        let kind = errno.map_or(std::io::ErrorKind::InvalidInput, |n| {
+                            std::io::Error::from_raw_os_error(n).kind()
+                        });
+                        Error::Io(std::io::Error::new(kind, format!("the manager cannot listen: {message}")))
                     }
                     NotStarted::Initializer { function, message, location } => {
                         Error::Remote(crate::error::RemoteError { function, message, pid, location })
@@ -258,10 +273,12 @@ impl ManagerBuilder {
                 });
             }
             Err(e) => {
+                // No answer in time, or the server died first.
                 let _ = process.kill();
-                return Err(match process.join() {
-                    Err(died @ Error::ProcessDied { .. }) => died,
-                    _ => e,
+                return Err(match (e, process.join()) {
+                    (Error::Timeout, _) => Error::Timeout,
+                    (_, Err(died @ Error::ProcessDied { .. })) => died,
+                    (e, _) => e,
                 });
             }
         };
@@ -569,6 +586,7 @@ impl Manager {
         let Some(mut process) = self.lock_process().take() else { return Ok(()) };
         log::info!("sending shutdown message to manager");
         let _ = self.server.request::<()>(&Request::Shutdown);
+        self.server.forget();
         if !process.wait_timeout(SHUTDOWN_TIMEOUT)? {
             log::info!("manager still alive after shutdown: terminating it");
             process.terminate()?;

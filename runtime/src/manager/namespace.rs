@@ -41,12 +41,7 @@ impl Namespace {
     /// `AttributeError`); [`Error::Codec`] if its value is not a `T`;
     /// [`Error::Closed`] if the manager is gone.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-        self.try_get(name)?.ok_or_else(|| {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the namespace has no `{name}`"),
-            ))
-        })
+        self.try_get(name)?.ok_or_else(|| Error::not_found(format!("the namespace has no `{name}`")))
     }
 
     /// The value of `name`, if it holds one.

@@ -95,6 +95,9 @@ impl Failure {
     pub(crate) fn from_error(e: Error) -> Failure {
         match e {
             Error::Codec(msg) => Failure::Codec(msg),
+            Error::Remote(r) => {
+                Failure::Panicked { method: r.function, message: r.message, pid: r.pid, location: r.location }
+            }
             Error::Empty => Failure::Empty,
             Error::Full => Failure::Full,
             Error::Closed => Failure::Closed,
@@ -113,12 +116,30 @@ impl Failure {
             }
             Failure::Codec(msg) => Error::Codec(msg),
             Failure::Invalid(msg) => Error::invalid_input(msg),
-            Failure::NotFound(msg) => Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, msg)),
+            Failure::NotFound(msg) => Error::not_found(msg),
             Failure::Empty => Error::Empty,
             Failure::Full => Error::Full,
             Failure::Closed => Error::Closed,
             Failure::Timeout => Error::Timeout,
             Failure::BrokenBarrier => Error::BrokenBarrier,
         }
+    }
+}
+
+/// A thread of a process, as the servers know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Holder {
+    pub(crate) process: u64,
+    pub(crate) thread: u64,
+}
+
+/// The bytes of `value` to compare (a compare-and-swap): a value holding
+/// handles cannot be compared, as its bytes say only where its handles
+/// are in the message, not which they are.
+pub(crate) fn comparable(value: &Encoded) -> crate::error::Result<&[u8]> {
+    if value.fds.is_empty() {
+        Ok(&value.bytes)
+    } else {
+        Err(Error::invalid_input("a value holding handles cannot be compared"))
     }
 }

@@ -3,13 +3,13 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::client;
-use super::server::{Access, Caller, Served, args, no_method, ret};
+use super::server::{Access, Caller, Served, Waited, args, no_method, ret};
 use crate::codec::Encoded;
 use crate::error::{Error, Result};
 
@@ -210,10 +210,6 @@ impl QueueState {
     }
 }
 
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
-}
-
 impl Served for QueueState {
     fn access(&self, method: &str) -> Option<Access> {
         match method {
@@ -227,24 +223,28 @@ impl Served for QueueState {
         match method {
             "put" => {
                 let (item, timeout): (Encoded, Option<Duration>) = args(a)?;
-                let ready = |inner: &mut Inner| !self.full(inner);
-                let mut inner = caller
-                    .wait_until(self.lock(), &self.changed, deadline(timeout), ready)
-                    .map_err(|e| if matches!(e, Error::Timeout) { Error::Full } else { e })?;
-                inner.items.push_back(item);
-                inner.unfinished += 1;
-                self.changed.notify_all();
-                ret(&())
+                let room = |inner: &mut Inner| (!self.full(inner)).then_some(());
+                match caller.wait_for(self.lock(), &self.changed, timeout, room) {
+                    (mut inner, Waited::Ready(())) => {
+                        inner.items.push_back(item);
+                        inner.unfinished += 1;
+                        self.changed.notify_all();
+                        ret(&())
+                    }
+                    (_, Waited::TimedOut) => Err(Error::Full),
+                    (_, Waited::Gone) => Err(Error::Closed),
+                }
             }
             "get" => {
                 let timeout: Option<Duration> = args(a)?;
-                let ready = |inner: &mut Inner| !inner.items.is_empty();
-                let mut inner = caller
-                    .wait_until(self.lock(), &self.changed, deadline(timeout), ready)
-                    .map_err(|e| if matches!(e, Error::Timeout) { Error::Empty } else { e })?;
-                let item = inner.items.pop_front().expect("an item, as waited for");
-                self.changed.notify_all();
-                Ok(item)
+                match caller.wait_for(self.lock(), &self.changed, timeout, |inner| inner.items.pop_front()) {
+                    (_, Waited::Ready(item)) => {
+                        self.changed.notify_all();
+                        Ok(item)
+                    }
+                    (_, Waited::TimedOut) => Err(Error::Empty),
+                    (_, Waited::Gone) => Err(Error::Closed),
+                }
             }
             "len" => ret(&(self.lock().items.len() as u64)),
             "is_full" => ret(&self.full(&self.lock())),
@@ -259,9 +259,12 @@ impl Served for QueueState {
             }
             "join" => {
                 let timeout: Option<Duration> = args(a)?;
-                let none_left = |inner: &mut Inner| inner.unfinished == 0;
-                drop(caller.wait_until(self.lock(), &self.changed, deadline(timeout), none_left)?);
-                ret(&())
+                let none_left = |inner: &mut Inner| (inner.unfinished == 0).then_some(());
+                match caller.wait_for(self.lock(), &self.changed, timeout, none_left) {
+                    (_, Waited::Ready(())) => ret(&()),
+                    (_, Waited::TimedOut) => Err(Error::Timeout),
+                    (_, Waited::Gone) => Err(Error::Closed),
+                }
             }
             _ => Err(no_method(TYPEID, method)),
         }

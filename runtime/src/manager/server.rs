@@ -20,7 +20,7 @@ use super::protocol::{Failure, Request, Response};
 use super::{dict, list, namespace, queue, sync};
 use crate::codec::{self, Encoded};
 use crate::connection::{Address, Client, Connection, Listener};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::registry::{self, Input, Registration};
 
 /// The name the server's loop is registered under.
@@ -44,8 +44,8 @@ pub(crate) struct ServerConfig {
 /// Why a server did not start, as it tells the process starting it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum NotStarted {
-    /// It could not listen on its address.
-    Listen(String),
+    /// It could not listen on its address: the OS error, if it was one.
+    Listen { errno: Option<i32>, message: String },
     /// Its initializer failed: the fn's name, and what it said.
     Initializer { function: String, message: String, location: Option<String> },
 }
@@ -91,36 +91,45 @@ impl Caller<'_> {
     /// no new request before the answer): a method that waits looks now
     /// and then, and gives up for a client that will not read its answer.
     pub(crate) fn gone(&self) -> bool {
-        crate::sys::poll::wait_readable([self.conn.channel.as_fd()], Some(std::time::Instant::now()))
-            .map_or(true, |[readable]| readable)
+        self.conn.channel.poll(Some(Instant::now())).unwrap_or(true)
     }
 
-    /// Waits on `changed` until `ready` holds for what `guard` guards (it
-    /// may change it, to take what it waited for), the
-    /// `deadline` passes (`Err(Timeout)`) or the client goes
-    /// (`Err(Closed)`).
-    pub(crate) fn wait_until<'g, T>(
+    /// Waits on `changed` until `ready` gives a value for what `guard`
+    /// guards (it may change it, to take what it waited for), `timeout`
+    /// passes (`None`: no limit; one too long to count is none either) or
+    /// the client goes. Gives the guard back however it ended, so that the
+    /// caller can tidy up in the same critical section.
+    pub(crate) fn wait_for<'g, T, R>(
         &self,
         mut guard: MutexGuard<'g, T>,
         changed: &Condvar,
-        deadline: Option<Instant>,
-        mut ready: impl FnMut(&mut T) -> bool,
-    ) -> Result<MutexGuard<'g, T>> {
+        timeout: Option<Duration>,
+        mut ready: impl FnMut(&mut T) -> Option<R>,
+    ) -> (MutexGuard<'g, T>, Waited<R>) {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            if ready(&mut guard) {
-                return Ok(guard);
+            if let Some(value) = ready(&mut guard) {
+                return (guard, Waited::Ready(value));
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| d <= now) {
-                return Err(Error::Timeout);
+                return (guard, Waited::TimedOut);
             }
             if self.gone() {
-                return Err(Error::Closed);
+                return (guard, Waited::Gone);
             }
             let slice = deadline.map_or(LOOK_AGAIN, |d| (d - now).min(LOOK_AGAIN));
             guard = changed.wait_timeout(guard, slice).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
+}
+
+/// How a [`Caller::wait_for`] ended.
+pub(crate) enum Waited<R> {
+    Ready(R),
+    TimedOut,
+    /// The client went: nobody will read the answer.
+    Gone,
 }
 
 /// How often a method that waits looks whether its client is gone.
@@ -149,6 +158,8 @@ struct Object {
 
 struct State {
     objects: Mutex<HashMap<u64, Arc<Object>>>,
+    /// Open sessions per client process.
+    sessions: Mutex<HashMap<u64, usize>>,
     /// Objects published by name, for clients that know only the address.
     names: Mutex<HashMap<String, u64>>,
     next_id: AtomicU64,
@@ -164,18 +175,12 @@ fn run(input: Input) -> Result<Encoded> {
         return Err(Error::Codec("the manager's server is not a fn for chunks".to_owned()));
     };
     let (ready, config): (Connection<Started>, ServerConfig) = codec::decode(args)?;
-    if let Some((function, args)) = config.initializer {
-        let ran =
-            registry::lookup(&function).map(|reg| registry::catch_panic(|| (reg.invoke)(Input::One(args))));
-        let failed = match ran {
-            Ok(Ok(Ok(_))) => None,
-            Ok(Ok(Err(e))) | Err(e) => Some((e.to_string(), None)),
-            Ok(Err(panicked)) => Some((panicked.message, panicked.location)),
-        };
-        if let Some((message, location)) = failed {
-            let _ = ready.send(Err(NotStarted::Initializer { function, message, location }));
-            return codec::encode(&());
-        }
+    if let Some((function, args)) = config.initializer
+        && let Err(panicked) = registry::run_initializer(&function, args)
+    {
+        let (message, location) = (panicked.message, panicked.location);
+        let _ = ready.send(Err(NotStarted::Initializer { function, message, location }));
+        return codec::encode(&());
     }
     let address = match config.address {
         Some(address) => address,
@@ -186,7 +191,8 @@ fn run(input: Input) -> Result<Encoded> {
     let listener = match Listener::bind(address, Some(&config.authkey)) {
         Ok(listener) => listener,
         Err(e) => {
-            let _ = ready.send(Err(NotStarted::Listen(e.to_string())));
+            let errno = if let Error::Io(io) = &e { io.raw_os_error() } else { None };
+            let _ = ready.send(Err(NotStarted::Listen { errno, message: e.to_string() }));
             return Err(e);
         }
     };
@@ -197,6 +203,7 @@ fn run(input: Input) -> Result<Encoded> {
     let state = Arc::new(State {
         objects: Mutex::new(HashMap::new()),
         names: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
         // From a random start: a proxy of an object of an earlier server at
         // the same address and key finds no object here, not another one.
         next_id: AtomicU64::new(crate::sys::random::random_u64()? >> 1),
@@ -294,12 +301,25 @@ impl State {
 
     /// Serves the session of client process `process`: answers, then waits
     /// for the connection to end, and frees what the process held.
+    ///
+    /// A process may open several sessions (threads that take their first
+    /// lock at once): what it holds is freed when the last one ends.
     fn session(&self, conn: &Connection<()>, process: u64) {
+        *self.sessions.lock().unwrap_or_else(PoisonError::into_inner).entry(process).or_default() += 1;
         if let Ok((bytes, _)) = Response::Done(Encoded::default()).frame() {
             let _ = conn.channel.send(&bytes, &[]);
         }
         // Anything sent on a session is a broken client: it ends it too.
         let _ = conn.channel.recv(None);
+        {
+            let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            let open = sessions.entry(process).or_default();
+            *open = open.saturating_sub(1);
+            if *open > 0 {
+                return;
+            }
+            sessions.remove(&process);
+        }
         let objects: Vec<Arc<Object>> =
             self.objects.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         for object in objects {
@@ -309,13 +329,18 @@ impl State {
 
     fn object(&self, id: u64) -> Result<Arc<Object>> {
         let object = self.objects.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
-        object.ok_or_else(|| Error::invalid_input(format!("this manager holds no object {id}")))
+        object.ok_or_else(|| Error::not_found(format!("this manager holds no object {id}")))
     }
 
     fn release(&self, id: u64) -> Result<Encoded> {
         let removed = self.objects.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         self.names.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, named| *named != id);
-        codec::encode(&removed.is_some())
+        let was = removed.is_some();
+        // A user type's `Drop` may panic: the server goes on.
+        if let Err(panicked) = registry::catch_panic(move || drop(removed)) {
+            log::warn!("manager: dropping released object {id} panicked: {}", panicked.message);
+        }
+        codec::encode(&was)
     }
 
     fn publish(&self, name: String, id: u64) -> Result<Encoded> {
@@ -327,18 +352,22 @@ impl State {
     /// The id and type of the object published as `name`.
     fn lookup(&self, name: &str) -> Result<Encoded> {
         let id = self.names.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied();
-        let id = id.ok_or_else(|| {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("nothing is published as `{name}` on this manager"),
-            ))
-        })?;
+        let id =
+            id.ok_or_else(|| Error::not_found(format!("nothing is published as `{name}` on this manager")))?;
         let object = self.object(id)?;
         codec::encode(&(id, &object.typeid))
     }
 
     fn create(&self, typeid: &str, init: Encoded) -> Result<Encoded> {
-        let state = make(typeid, init)?;
+        // A user type's `Deserialize` runs here, and may panic.
+        let state = registry::catch_panic(|| make(typeid, init)).map_err(|panicked| {
+            Error::Remote(RemoteError {
+                function: format!("{typeid}: making it"),
+                message: panicked.message,
+                pid: std::process::id(),
+                location: panicked.location,
+            })
+        })??;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let object = Arc::new(Object { typeid: typeid.to_owned(), state: RwLock::new(state) });
         self.objects.lock().unwrap_or_else(PoisonError::into_inner).insert(id, object);

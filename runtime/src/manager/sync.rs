@@ -8,7 +8,7 @@
 //! held (its session connection closes), and the next holder learns that
 //! the previous one died, where Python's manager deadlocks.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::client::{self, Holder, ObjectRef};
+use super::client::{self, ObjectRef};
 use super::dict::{Number, NumberKind};
-use super::server::{Access, Caller, Served, args, no_method, ret};
+use super::protocol::{Holder, comparable};
+use super::server::{Access, Caller, Served, Waited, args, no_method, ret};
 use crate::codec::{ByteBuf, Bytes, Encoded};
 use crate::error::{Error, Result};
 
@@ -31,19 +32,6 @@ pub(crate) const EVENT: &str = "event";
 pub(crate) const BARRIER: &str = "barrier";
 pub(crate) const VALUE: &str = "value";
 pub(crate) const ARRAY: &str = "array";
-
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
-}
-
-/// A wait that ran out of time is `Ok(None)`, not an error.
-fn timed_out<T>(result: Result<T>) -> Result<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(Error::Timeout) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
 
 // --- Locks.
 
@@ -103,6 +91,12 @@ fn acquire(object: &ObjectRef, timeout: Option<Duration>) -> Result<Option<Proxy
     }))
 }
 
+/// A wait with no time limit that came back without the lock: a server
+/// that does not follow the protocol.
+fn no_timeout() -> Error {
+    Error::Codec("the manager gave up waiting where there is no time limit".to_owned())
+}
+
 macro_rules! lock_methods {
     ($name:ident) => {
         impl $name {
@@ -113,7 +107,7 @@ macro_rules! lock_methods {
             /// [`Error::Closed`] if the manager is gone; [`Error::Io`] if
             /// this thread holds the lock already and it is not reentrant.
             pub fn acquire(&self) -> Result<ProxyLockGuard<'_>> {
-                acquire(&self.object, None).map(|g| g.expect("no timeout"))
+                acquire(&self.object, None)?.ok_or_else(no_timeout)
             }
 
             /// Acquires the lock if it is free now.
@@ -203,6 +197,16 @@ impl Ownership {
         Ok(())
     }
 
+    /// Lets go of the lock however many times `holder` holds it; how many
+    /// that was.
+    fn release_all(&mut self, holder: Holder) -> Result<u32> {
+        if self.owner != Some(holder) {
+            return Err(Error::invalid_input("the condition's lock is not held by this thread"));
+        }
+        self.owner = None;
+        Ok(std::mem::take(&mut self.count))
+    }
+
     /// Frees the lock if a thread of `process` holds it.
     fn process_gone(&mut self, process: u64) -> bool {
         if self.owner.is_some_and(|o| o.process == process) {
@@ -238,21 +242,12 @@ impl Served for LockState {
         match method {
             "acquire" => {
                 let (holder, timeout): (Holder, Option<Duration>) = args(a)?;
-                let mut taken = None;
-                let mut failed = None;
-                let got = caller.wait_until(self.lock(), &self.changed, deadline(timeout), |o| {
-                    match o.try_take(holder, self.reentrant) {
-                        Ok(Some(died)) => taken = Some(died),
-                        Ok(None) => {}
-                        Err(e) => failed = Some(e),
-                    }
-                    taken.is_some() || failed.is_some()
-                });
-                if let Some(e) = failed {
-                    return Err(e);
+                let take = |o: &mut Ownership| o.try_take(holder, self.reentrant).transpose();
+                match caller.wait_for(self.lock(), &self.changed, timeout, take) {
+                    (_, Waited::Ready(died)) => ret(&Some(died?)),
+                    (_, Waited::TimedOut) => ret(&None::<bool>),
+                    (_, Waited::Gone) => Err(Error::Closed),
                 }
-                drop(timed_out(got)?);
-                ret(&taken)
             }
             "release" => {
                 self.lock().release(args(a)?)?;
@@ -361,13 +356,11 @@ impl Served for SemaphoreState {
         match method {
             "acquire" => {
                 let timeout: Option<Duration> = args(a)?;
-                let got = caller.wait_until(lock(), &self.changed, deadline(timeout), |v| *v > 0);
-                match timed_out(got)? {
-                    Some(mut value) => {
-                        *value -= 1;
-                        ret(&true)
-                    }
-                    None => ret(&false),
+                let take = |v: &mut u64| (*v > 0).then(|| *v -= 1);
+                match caller.wait_for(lock(), &self.changed, timeout, take) {
+                    (_, Waited::Ready(())) => ret(&true),
+                    (_, Waited::TimedOut) => ret(&false),
+                    (_, Waited::Gone) => Err(Error::Closed),
                 }
             }
             "release" => {
@@ -375,7 +368,9 @@ impl Served for SemaphoreState {
                 if self.bound.is_some_and(|bound| *value >= bound) {
                     return Err(Error::invalid_input("semaphore or lock released too many times"));
                 }
-                *value += 1;
+                *value = value
+                    .checked_add(1)
+                    .ok_or_else(|| Error::invalid_input("a semaphore's value overflows"))?;
                 self.changed.notify_all();
                 ret(&())
             }
@@ -386,6 +381,15 @@ impl Served for SemaphoreState {
 
     fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
         Err(no_method(SEMAPHORE, method))
+    }
+
+    fn reply_lost(&self, method: &str, reply: Encoded) {
+        // A unit taken for a caller that is gone: a semaphore has no owner
+        // to free it later, so it goes back now.
+        if method == "acquire" && crate::codec::decode::<bool>(reply).unwrap_or(false) {
+            *self.value.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -472,8 +476,11 @@ impl Served for EventState {
             "is_set" => ret(&*lock()),
             "wait" => {
                 let timeout: Option<Duration> = args(a)?;
-                let got = caller.wait_until(lock(), &self.changed, deadline(timeout), |set| *set);
-                ret(&timed_out(got)?.is_some())
+                match caller.wait_for(lock(), &self.changed, timeout, |set| set.then_some(())) {
+                    (_, Waited::Ready(())) => ret(&true),
+                    (_, Waited::TimedOut) => ret(&false),
+                    (_, Waited::Gone) => Err(Error::Closed),
+                }
             }
             _ => Err(no_method(EVENT, method)),
         }
@@ -502,7 +509,7 @@ impl ConditionProxy {
     ///
     /// [`Error::Closed`] if the manager is gone.
     pub fn acquire(&self) -> Result<ProxyLockGuard<'_>> {
-        acquire(&self.object, None).map(|g| g.expect("no timeout"))
+        acquire(&self.object, None)?.ok_or_else(no_timeout)
     }
 
     /// Acquires the condition's lock, waiting at most `timeout`.
@@ -546,7 +553,7 @@ impl ConditionProxy {
         timeout: Option<Duration>,
         mut predicate: impl FnMut() -> bool,
     ) -> Result<bool> {
-        let end = deadline(timeout);
+        let end = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if predicate() {
                 return Ok(true);
@@ -563,7 +570,15 @@ impl ConditionProxy {
     }
 
     fn wait_until(&self, guard: &ProxyLockGuard<'_>, timeout: Option<Duration>) -> Result<bool> {
-        self.object.call("wait", &(guard.holder, timeout))
+        self.object.call("wait", &(self.holder(guard)?, timeout))
+    }
+
+    /// The holder of `guard`, which must be a guard of this condition.
+    fn holder(&self, guard: &ProxyLockGuard<'_>) -> Result<Holder> {
+        if guard.object != &self.object {
+            return Err(Error::invalid_input("the guard is of another lock than the condition's"));
+        }
+        Ok(guard.holder)
     }
 
     /// Wakes up to `n` waiters.
@@ -572,7 +587,7 @@ impl ConditionProxy {
     ///
     /// As [`wait`](ConditionProxy::wait).
     pub fn notify(&self, guard: &ProxyLockGuard<'_>, n: usize) -> Result<()> {
-        self.object.call("notify", &(guard.holder, n as u64))
+        self.object.call("notify", &(self.holder(guard)?, n as u64))
     }
 
     /// Wakes every waiter.
@@ -589,7 +604,9 @@ impl ConditionProxy {
 struct Cond {
     lock: Ownership,
     next_ticket: u64,
+    /// Waiters not notified yet, oldest first.
     waiting: VecDeque<u64>,
+    /// Waiters notified and not yet back.
     notified: HashSet<u64>,
 }
 
@@ -608,14 +625,6 @@ impl ConditionState {
     }
 }
 
-fn must_hold(cond: &Cond, holder: Holder) -> Result<()> {
-    if cond.lock.owner == Some(holder) {
-        Ok(())
-    } else {
-        Err(Error::invalid_input("the condition's lock is not held by this thread"))
-    }
-}
-
 impl Served for ConditionState {
     fn access(&self, method: &str) -> Option<Access> {
         matches!(method, "acquire" | "release" | "wait" | "notify").then_some(Access::Shared)
@@ -625,13 +634,12 @@ impl Served for ConditionState {
         match method {
             "acquire" => {
                 let (holder, timeout): (Holder, Option<Duration>) = args(a)?;
-                let mut taken = None;
-                let got = caller.wait_until(self.lock(), &self.changed, deadline(timeout), |c| {
-                    taken = c.lock.try_take(holder, true).ok().flatten();
-                    taken.is_some()
-                });
-                drop(timed_out(got)?);
-                ret(&taken)
+                let take = |c: &mut Cond| c.lock.try_take(holder, true).ok().flatten();
+                match caller.wait_for(self.lock(), &self.changed, timeout, take) {
+                    (_, Waited::Ready(died)) => ret(&Some(died)),
+                    (_, Waited::TimedOut) => ret(&None::<bool>),
+                    (_, Waited::Gone) => Err(Error::Closed),
+                }
             }
             "release" => {
                 self.lock().lock.release(args(a)?)?;
@@ -641,45 +649,38 @@ impl Served for ConditionState {
             "wait" => {
                 let (holder, timeout): (Holder, Option<Duration>) = args(a)?;
                 let mut cond = self.lock();
-                must_hold(&cond, holder)?;
                 // Let go of the lock, however many times it is held.
-                let count = cond.lock.count;
-                cond.lock.owner = None;
-                cond.lock.count = 0;
+                let count = cond.lock.release_all(holder)?;
                 let ticket = cond.next_ticket;
                 cond.next_ticket += 1;
                 cond.waiting.push_back(ticket);
                 self.changed.notify_all();
-                let woken = caller
-                    .wait_until(cond, &self.changed, deadline(timeout), |c| c.notified.contains(&ticket));
-                let (mut cond, notified) = match woken {
-                    Ok(cond) => (cond, true),
-                    Err(Error::Timeout) => (self.lock(), false),
-                    Err(e) => {
-                        self.lock().waiting.retain(|t| *t != ticket);
-                        return Err(e);
-                    }
-                };
+                let woken = |c: &mut Cond| c.notified.remove(&ticket).then_some(());
+                let (mut cond, waited) = caller.wait_for(cond, &self.changed, timeout, woken);
+                // Not notified (a notify takes a ticket out of `waiting`
+                // under the same lock, so none is lost here).
                 cond.waiting.retain(|t| *t != ticket);
-                cond.notified.remove(&ticket);
+                if let Waited::Gone = waited {
+                    return Err(Error::Closed);
+                }
                 // Take the lock back, as held before.
-                let mut cond = caller.wait_until(cond, &self.changed, None, |c| c.lock.owner.is_none())?;
-                cond.lock.owner = Some(holder);
-                cond.lock.count = count;
-                ret(&notified)
+                let take = |c: &mut Cond| c.lock.try_take(holder, true).ok().flatten();
+                match caller.wait_for(cond, &self.changed, None, take) {
+                    (mut cond, Waited::Ready(_)) => {
+                        cond.lock.count = count;
+                        ret(&matches!(waited, Waited::Ready(())))
+                    }
+                    (_, _) => Err(Error::Closed),
+                }
             }
             "notify" => {
                 let (holder, n): (Holder, u64) = args(a)?;
                 let mut cond = self.lock();
-                must_hold(&cond, holder)?;
-                let cond = &mut *cond;
-                let woken: Vec<u64> = cond
-                    .waiting
-                    .iter()
-                    .filter(|t| !cond.notified.contains(t))
-                    .take(usize::try_from(n).unwrap_or(usize::MAX))
-                    .copied()
-                    .collect();
+                if cond.lock.owner != Some(holder) {
+                    return Err(Error::invalid_input("the condition's lock is not held by this thread"));
+                }
+                let n = usize::try_from(n).unwrap_or(usize::MAX).min(cond.waiting.len());
+                let woken: Vec<u64> = cond.waiting.drain(..n).collect();
                 cond.notified.extend(woken);
                 self.changed.notify_all();
                 ret(&())
@@ -773,11 +774,37 @@ impl BarrierProxy {
 
 struct Round {
     parties: u64,
+    /// Parties waiting in this generation.
     count: u64,
     generation: u64,
     broken: bool,
-    /// Generations ended by a reset rather than by every party coming.
-    resets: VecDeque<u64>,
+    /// Generations that ended with parties still to wake: whether by a
+    /// reset (rather than by every party coming), and how many are still
+    /// to wake.
+    ended: HashMap<u64, (bool, u64)>,
+}
+
+impl Round {
+    /// Ends this generation, by every party coming or by a reset.
+    fn end(&mut self, reset: bool) {
+        let waiting = if reset { self.count } else { self.parties - 1 };
+        if waiting > 0 {
+            self.ended.insert(self.generation, (reset, waiting));
+        }
+        self.generation += 1;
+        self.count = 0;
+    }
+
+    /// For a party of `generation`, which has ended: whether by a reset.
+    fn woken(&mut self, generation: u64) -> bool {
+        let Some((reset, left)) = self.ended.get_mut(&generation) else { return true };
+        let reset = *reset;
+        *left -= 1;
+        if *left == 0 {
+            self.ended.remove(&generation);
+        }
+        reset
+    }
 }
 
 pub(crate) struct BarrierState {
@@ -790,7 +817,7 @@ impl BarrierState {
         if parties == 0 {
             return Err(Error::invalid_input("a barrier needs at least one party"));
         }
-        let round = Round { parties, count: 0, generation: 0, broken: false, resets: VecDeque::new() };
+        let round = Round { parties, count: 0, generation: 0, broken: false, ended: HashMap::new() };
         Ok(BarrierState { inner: Mutex::new(round), changed: Condvar::new() })
     }
 
@@ -821,26 +848,22 @@ impl Served for BarrierState {
                 let generation = round.generation;
                 round.count += 1;
                 if round.count == round.parties {
-                    round.count = 0;
-                    round.generation += 1;
+                    round.end(false);
                     self.changed.notify_all();
                     return ret(&index);
                 }
-                let over = |r: &mut Round| r.broken || r.generation != generation;
-                match caller.wait_until(round, &self.changed, deadline(timeout), over) {
-                    Ok(round) if round.generation != generation && !round.resets.contains(&generation) => {
-                        ret(&index)
-                    }
-                    Ok(_) => Err(Error::BrokenBarrier),
-                    Err(e) => {
-                        // Timed out, or the party died: nobody waits for it.
-                        let mut round = self.lock();
-                        if round.generation == generation {
-                            self.break_now(&mut round);
-                        }
-                        Err(if matches!(e, Error::Timeout) { Error::BrokenBarrier } else { e })
-                    }
+                let over = |r: &mut Round| (r.broken || r.generation != generation).then_some(());
+                let (mut round, waited) = caller.wait_for(round, &self.changed, timeout, over);
+                if round.generation != generation {
+                    return if round.woken(generation) { Err(Error::BrokenBarrier) } else { ret(&index) };
                 }
+                // Broken, timed out, or the party went: it waits no more, and
+                // (the last two) nobody waits for it.
+                round.count -= 1;
+                if !round.broken {
+                    self.break_now(&mut round);
+                }
+                Err(if let Waited::Gone = waited { Error::Closed } else { Error::BrokenBarrier })
             }
             "abort" => {
                 self.break_now(&mut self.lock());
@@ -849,14 +872,8 @@ impl Served for BarrierState {
             "reset" => {
                 let mut round = self.lock();
                 if round.count > 0 {
-                    let generation = round.generation;
-                    round.resets.push_back(generation);
-                    if round.resets.len() > 64 {
-                        round.resets.pop_front();
-                    }
-                    round.generation += 1;
+                    round.end(true);
                 }
-                round.count = 0;
                 round.broken = false;
                 self.changed.notify_all();
                 ret(&())
@@ -973,7 +990,7 @@ impl Served for ValueState {
             }
             "compare_and_swap" => {
                 let (ByteBuf(expected), new): (ByteBuf, Encoded) = args(a)?;
-                if value.bytes != expected {
+                if comparable(&value)? != expected {
                     return ret(&Err::<(), &Encoded>(&value));
                 }
                 *value = new;

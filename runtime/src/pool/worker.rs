@@ -61,19 +61,13 @@ fn run(input: Input) -> Result<Encoded> {
 }
 
 fn serve(conn: &Connection<()>, config: WorkerConfig) {
-    if let Some((name, args)) = config.initializer {
-        let ran = registry::lookup(&name).map(|reg| registry::catch_panic(|| (reg.invoke)(Input::One(args))));
-        let failure = match ran {
-            Ok(Ok(Ok(_))) => None,
-            Ok(Ok(Err(e))) | Err(e) => Some(Panicked { message: e.to_string(), location: None }),
-            Ok(Err(panicked)) => Some(panicked),
-        };
-        if let Some(panicked) = failure {
-            if let Ok(bytes) = codec::encode_with_body(&Reply::InitFailed(panicked), &[]) {
-                let _ = conn.channel.send(&bytes, &[]);
-            }
-            return;
+    if let Some((name, args)) = config.initializer
+        && let Err(panicked) = registry::run_initializer(&name, args)
+    {
+        if let Ok(bytes) = codec::encode_with_body(&Reply::InitFailed(panicked), &[]) {
+            let _ = conn.channel.send(&bytes, &[]);
         }
+        return;
     }
     let mut done = 0u64;
     // Each reply goes out as soon as its task is done: one held back to go

@@ -63,3 +63,11 @@ pub fn active_children() -> Vec<ProcessInfo> {
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
+
+/// Whether a waiting side may spin, looking for the other's next move
+/// before it sleeps: not when this process may run on one CPU only, where
+/// spinning keeps the other side from running. Asked once.
+pub(crate) fn may_spin() -> bool {
+    static MAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MAY.get_or_init(|| cpu_count() > 1)
+}

@@ -5,6 +5,7 @@ mod context;
 mod info;
 
 pub use context::Context;
+pub(crate) use info::may_spin;
 pub use info::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
 
 use std::fmt;

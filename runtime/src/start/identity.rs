@@ -89,18 +89,7 @@ pub(crate) fn become_child(spec: &ChildSpec) {
     });
 }
 
-/// How many `Fork` children deep this process is from the last program it
-/// ran: state that a forked child must not share with its parent (its
-/// connections) can be kept with the generation it was made in.
-static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// See [`GENERATION`].
-pub(crate) fn generation() -> u64 {
-    GENERATION.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// See [`super::reset_after_fork`].
 pub(crate) fn reset_after_fork(proof: &ForkedChild) {
     IDENTITY.reinit_in_child(proof, None);
-    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }

@@ -166,6 +166,13 @@ fn write_spec_late(
     }
 }
 
+/// The reset of state kept by a layer above this one that a `Fork` child
+/// must not share with its parent (a manager client's connections), run
+/// in the child right after the fork, with the others below.
+pub(crate) struct AfterFork(pub(crate) fn(&sys::process::ForkedChild));
+
+inventory::collect!(AfterFork);
+
 /// Resets the runtime's global state in a child forked from this process
 /// (the `Fork` method): the child has no children, no fork server, no
 /// launcher thread, no copies of the parent's handles, and fresh copies of
@@ -178,4 +185,7 @@ fn reset_after_fork(proof: &sys::process::ForkedChild) {
     identity::reset_after_fork(proof);
     tracker::reset_after_fork(proof);
     watch::reset_after_fork(proof);
+    for reset in inventory::iter::<AfterFork> {
+        (reset.0)(proof);
+    }
 }
