@@ -468,3 +468,106 @@ fn handles_go_through_a_queue() {
     assert!(ours.poll(LIMIT).unwrap());
     assert_eq!(ours.recv().unwrap(), "hello through a queue");
 }
+
+// A ring full by bytes (no maxsize): an item that fits the ring waits for
+// room, and try_put / put_timeout give Full; what the ring holds stays.
+#[test]
+fn a_ring_full_of_bytes_is_full() {
+    let q = Queue::<Vec<u8>>::builder().ring_bytes(256).build().unwrap();
+    let mut put = 0;
+    while q.try_put(vec![put as u8; 50]).is_ok() {
+        put += 1;
+        assert!(put < 10, "a 256-byte ring took {put} items of 60 bytes");
+    }
+    assert_eq!(put, 4, "four items of 8 + 52 bytes fit in 256");
+    let t0 = Instant::now();
+    assert!(matches!(q.put_timeout(vec![9; 50], Duration::from_millis(100)), Err(Error::Full)));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    let got: Vec<Vec<u8>> = q.try_iter().collect();
+    assert_eq!(got, (0..4).map(|i| vec![i as u8; 50]).collect::<Vec<_>>());
+}
+
+// An item exactly as long as the ring goes in whole; one byte more is
+// streamed, with a consumer reading it as it comes.
+#[test]
+fn items_at_the_ring_size_go_whole_or_streamed() {
+    let q = Queue::<Vec<u8>>::builder().ring_bytes(256).build().unwrap();
+    // 8 header bytes, 2 bytes of length, 246 of payload.
+    q.try_put(vec![1; 246]).expect("an item the size of the ring fits an empty one");
+    assert_eq!(q.get().unwrap(), vec![1; 246]);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| q.get_timeout(LIMIT).unwrap());
+        q.put_timeout(vec![2; 247], LIMIT).unwrap();
+        assert_eq!(reader.join().unwrap(), vec![2; 247]);
+    });
+    assert!(q.is_empty());
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Mixed {
+    Plain(u32),
+    Handle(multiproc::Connection<u32>),
+}
+
+// Items with handles (16-byte headers) and without (8-byte) mixed through
+// a small ring, wrapping many times, come out in order, the handles live.
+#[test]
+fn items_with_and_without_handles_mix_across_the_wrap() {
+    let q = Queue::<Mixed>::builder().ring_bytes(128).build().unwrap();
+    let mut ours = Vec::new();
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut got = Vec::new();
+            for _ in 0..100 {
+                got.push(q.get_timeout(LIMIT).unwrap());
+            }
+            got
+        });
+        for i in 0..100u32 {
+            if i % 3 == 0 {
+                let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+                ours.push(mine);
+                q.put_timeout(Mixed::Handle(theirs), LIMIT).unwrap();
+            } else {
+                q.put_timeout(Mixed::Plain(i), LIMIT).unwrap();
+            }
+        }
+        let got = reader.join().unwrap();
+        let mut handles = ours.iter();
+        for (i, item) in got.into_iter().enumerate() {
+            match item {
+                Mixed::Plain(n) => assert_eq!(n as usize, i),
+                Mixed::Handle(conn) => {
+                    assert_eq!(i % 3, 0, "item {i} out of place");
+                    conn.send(i as u32).unwrap();
+                    let mine = handles.next().unwrap();
+                    assert!(mine.poll(LIMIT).unwrap());
+                    assert_eq!(mine.recv().unwrap() as usize, i);
+                }
+            }
+        }
+    });
+}
+
+// A put of an item with handles that fails (the ring is full) leaves
+// nothing of it behind: the handle is closed with the caller's copy, and
+// many such failures do not clog later puts of handles.
+#[test]
+fn a_failed_put_of_a_handle_keeps_nothing() {
+    let q = Queue::<Mixed>::builder().ring_bytes(64).build().unwrap();
+    q.try_put(Mixed::Plain(1)).unwrap();
+    while q.try_put(Mixed::Plain(2)).is_ok() {}
+    for _ in 0..30 {
+        let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+        assert!(matches!(q.try_put(Mixed::Handle(theirs)), Err(Error::Full)));
+        assert!(mine.poll(LIMIT).unwrap());
+        assert!(matches!(mine.recv(), Err(Error::Closed)), "the failed put kept the handle open");
+    }
+    while q.try_get().is_ok() {}
+    let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+    q.put_timeout(Mixed::Handle(theirs), Duration::from_secs(5)).expect("a handle put after failed ones");
+    let Ok(Mixed::Handle(conn)) = q.try_get() else { panic!("the handle did not come out") };
+    conn.send(7).unwrap();
+    assert!(mine.poll(LIMIT).unwrap());
+    assert_eq!(mine.recv().unwrap(), 7);
+}

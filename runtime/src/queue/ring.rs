@@ -2,8 +2,9 @@
 //! shared segment, with two robust locks, one for the producers and one
 //! for the consumers, and futexes to sleep on.
 //!
-//! An item is a 16-byte header (payload length, flags, and the number of
-//! its fd message) followed by its payload, and may wrap around the end of
+//! An item is an 8-byte header (payload length, flags), followed, for an
+//! item that carries handles, by the 8-byte number of its fd message, then
+//! its payload, and may wrap around the end of
 //! the ring. A producer copies an item into the free space after `TAIL`,
 //! then moves `TAIL` past it: a consumer never sees part of an item that
 //! fits. A consumer copies it out, then moves `HEAD` past it: a consumer
@@ -57,9 +58,8 @@ const TAIL: usize = 128;
 const PUT_COUNT: usize = 136;
 /// The number the next fd message gets.
 const FD_SEQ: usize = 144;
-/// Start and end of the item being streamed in (`NONE`: none).
+/// Start of the item being streamed in (`NONE`: none).
 const PUT_START: usize = 152;
-const PUT_END: usize = 160;
 /// The producer streaming an item: pid and start time.
 const PUT_PID: usize = 168;
 const PUT_PID_START: usize = 176;
@@ -119,18 +119,47 @@ const SPIN_US: u32 = 20;
 const MAX_GAP_NS: u32 = 1000;
 
 /// `spin_loop` hints per microsecond on this machine: from about 10 to
-/// over 100, depending on the processor.
+/// over 100, depending on the processor. The fastest of a few short
+/// samples: another process taking the CPU only ever makes one slower, and
+/// one slow sample would make every wait of this process spin too little.
+/// Pauses are counted rather than the clock read between looks: a reading
+/// costs about two pauses here.
 fn pauses_per_us() -> u32 {
     static PER_US: OnceLock<u32> = OnceLock::new();
     *PER_US.get_or_init(|| {
-        const PAUSES: u128 = 4000;
-        let start = Instant::now();
-        for _ in 0..PAUSES {
-            std::hint::spin_loop();
-        }
-        let ns = start.elapsed().as_nanos().max(1);
-        (PAUSES * 1000 / ns).clamp(1, 1000) as u32
+        const PAUSES: u128 = 1000;
+        let fastest = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..PAUSES {
+                    std::hint::spin_loop();
+                }
+                start.elapsed().as_nanos().max(1)
+            })
+            .min()
+            .unwrap_or(1);
+        (PAUSES * 1000 / fastest).clamp(1, 1000) as u32
     })
+}
+
+/// Whose futex a wait sleeps on: consumers waiting for data, producers for
+/// room, `join` for every task done.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Data,
+    Space,
+    Join,
+}
+
+impl Side {
+    /// The futex word and the count of sleepers on it.
+    fn words(self) -> (usize, usize) {
+        match self {
+            Side::Data => (DATA_SEQ, DATA_SLEEPERS),
+            Side::Space => (SPACE_SEQ, SPACE_SLEEPERS),
+            Side::Join => (JOIN_SEQ, JOIN_SLEEPERS),
+        }
+    }
 }
 
 /// The default size of the ring. Its pages are only made when first
@@ -154,8 +183,8 @@ pub(crate) struct Ring {
     /// writes on every item, is read again only when that is not enough.
     seen_head: AtomicU64,
     seen_tail: AtomicU64,
-    /// Pauses between two looks when this process waits for data, and
-    /// for room (see [`MAX_GAP_NS`]).
+    /// Pauses between two looks when this process waits for data, and for
+    /// room (see [`MAX_GAP_NS`]).
     data_gap: AtomicU32,
     space_gap: AtomicU32,
 }
@@ -176,7 +205,7 @@ impl Ring {
         let map = Mapping::create("multiproc-queue", RING + capacity)?;
         map.init_mutex(PUT_LOCK, false)?;
         map.init_mutex(GET_LOCK, false)?;
-        for word in [PUT_START, PUT_END, ABORTED, ABORT_AT, GET_START, GET_END] {
+        for word in [PUT_START, ABORTED, ABORT_AT, GET_START, GET_END] {
             map.atomic64(word).store(NONE, SeqCst);
         }
         map.atomic64(CAPACITY).store(capacity as u64, SeqCst);
@@ -251,63 +280,75 @@ impl Ring {
     /// what is left, then fail.
     pub(crate) fn close(&self) {
         self.word(CLOSED).store(1, SeqCst);
-        self.wake(DATA_SEQ, DATA_SLEEPERS, true);
-        self.wake(SPACE_SEQ, SPACE_SLEEPERS, true);
-        self.wake(JOIN_SEQ, JOIN_SLEEPERS, true);
+        self.wake(Side::Data, true);
+        self.wake(Side::Space, true);
+        self.wake(Side::Join, true);
     }
 
     // --- Sleeping and waking.
 
-    /// Wakes the sleepers on `seq`, if any (`force`: whether or not they
+    /// Wakes the sleepers of `side`, if any (`force`: whether or not they
     /// counted themselves, for the rare events).
-    fn wake(&self, seq: usize, sleepers: usize, force: bool) {
+    fn wake(&self, side: Side, force: bool) {
+        let (seq, sleepers) = side.words();
         if force || self.word(sleepers).load(SeqCst) > 0 {
             self.word(seq).fetch_add(1, SeqCst);
             self.map.wake(seq, u32::MAX);
         }
     }
 
-    /// Waits until `ready()` or `deadline`: spins for [`SPIN_US`], then
-    /// sleeps on `seq`, counted among `sleepers`.
+    /// The pauses between looks of this process's waits on `side` (see
+    /// [`MAX_GAP_NS`]).
+    fn gap(&self, side: Side) -> Option<&AtomicU32> {
+        match side {
+            Side::Data => Some(&self.data_gap),
+            Side::Space => Some(&self.space_gap),
+            Side::Join => None,
+        }
+    }
+
+    /// Waits until `ready()` or `deadline`: spins for [`SPIN_US`] (where
+    /// spinning may help), then sleeps on `side`'s futex, counted among its
+    /// sleepers.
     fn wait_for(
         &self,
-        seq: usize,
-        sleepers: usize,
+        side: Side,
         deadline: Option<Instant>,
         mut ready: impl FnMut() -> bool,
     ) -> Result<Wait> {
+        // The clock only for a deadline: reading it costs a sixth of a
+        // small item's put or get.
         if deadline.is_some_and(|d| d <= Instant::now()) {
             // A `try_` call: one look, no spinning.
             return Ok(if ready() { Wait::Ready } else { Wait::TimedOut });
         }
-        let gap = match seq {
-            DATA_SEQ => Some(&self.data_gap),
-            SPACE_SEQ => Some(&self.space_gap),
-            _ => None,
-        };
-        let pauses = gap.map_or(1, |g| g.load(Relaxed).max(1));
-        let budget = SPIN_US * pauses_per_us();
-        let mut spun = 0;
-        let mut looks = 0u32;
-        while spun < budget {
-            looks += 1;
-            if ready() {
-                if looks > 1
-                    && let Some(gap) = gap
-                {
-                    let most = (MAX_GAP_NS * pauses_per_us() / 1000).max(1);
-                    gap.store((pauses * 2).min(most), Relaxed);
+        let gap = self.gap(side);
+        if crate::process::may_spin() {
+            let per_us = pauses_per_us();
+            let pauses = gap.map_or(1, |g| g.load(Relaxed).max(1));
+            let budget = SPIN_US * per_us;
+            let mut spun = 0;
+            let mut looks = 0u32;
+            while spun < budget {
+                looks += 1;
+                if ready() {
+                    if looks > 1
+                        && let Some(gap) = gap
+                    {
+                        gap.store((pauses * 2).min((MAX_GAP_NS * per_us / 1000).max(1)), Relaxed);
+                    }
+                    return Ok(Wait::Ready);
                 }
-                return Ok(Wait::Ready);
+                for _ in 0..pauses {
+                    std::hint::spin_loop();
+                }
+                spun += pauses;
             }
-            for _ in 0..pauses {
-                std::hint::spin_loop();
-            }
-            spun += pauses;
         }
         if let Some(gap) = gap {
             gap.store(1, Relaxed);
         }
+        let (seq, sleepers) = side.words();
         loop {
             self.word(sleepers).fetch_add(1, SeqCst);
             let seen = self.word(seq).load(SeqCst);
@@ -398,38 +439,49 @@ impl Ring {
         }
         let maxsize = self.maxsize();
         if maxsize > 0 {
-            let room = || self.count() < u64::from(maxsize) || self.is_closed();
-            if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
+            // `HEAD` first, sequentially consistent: a consumer moves it
+            // (so) after the count it bumps with a plain store, and looks
+            // for sleepers after; so either this sees the new count, or the
+            // consumer sees this producer asleep.
+            let room = || {
+                self.pos(HEAD).load(SeqCst);
+                self.count() < u64::from(maxsize) || self.is_closed()
+            };
+            if let Wait::TimedOut = self.wait_for(Side::Space, deadline, room)? {
                 return Err(Error::Full);
             }
             if self.is_closed() {
                 return Err(Error::Closed);
             }
         }
-        let mut flags = 0;
-        let mut fd_seq = 0;
-        if !fds.is_empty() {
-            flags |= HAS_FDS;
-            fd_seq = self.bump(FD_SEQ);
-            self.send_fds(fd_seq, fds, deadline)?;
-        }
-        let mut header = [0u8; FD_HEADER as usize];
-        header[..4].copy_from_slice(&len.to_le_bytes());
-        header[4..8].copy_from_slice(&flags.to_le_bytes());
-        header[8..].copy_from_slice(&fd_seq.to_le_bytes());
-        let header = if flags & HAS_FDS != 0 { &header[..] } else { &header[..HEADER as usize] };
-        let hlen = header.len() as u64;
+        let has_fds = !fds.is_empty();
+        let hlen = if has_fds { FD_HEADER } else { HEADER };
         let total = hlen + u64::from(len);
         if total <= self.capacity {
             // It fits the ring: wait for room for all of it.
             let room = || self.room(total) >= total || self.is_closed();
-            if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
+            if let Wait::TimedOut = self.wait_for(Side::Space, deadline, room)? {
                 return Err(Error::Full);
             }
             if self.is_closed() {
                 return Err(Error::Closed);
             }
         }
+        // The fds go out only now that the item will go in: a put that
+        // failed above leaves no message behind, to hold its handles open
+        // and fill the socket.
+        let (flags, fd_seq) = if has_fds {
+            let fd_seq = self.bump(FD_SEQ);
+            self.send_fds(fd_seq, fds, deadline)?;
+            (HAS_FDS, fd_seq)
+        } else {
+            (0, 0)
+        };
+        let mut header = [0u8; FD_HEADER as usize];
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..8].copy_from_slice(&flags.to_le_bytes());
+        header[8..].copy_from_slice(&fd_seq.to_le_bytes());
+        let header = &header[..hlen as usize];
         let start = self.pos(TAIL).load(SeqCst);
         if total <= self.room(total) {
             if bytes.len() <= SMALL {
@@ -446,27 +498,26 @@ impl Ring {
             // The Dekker pair of `wait_for`: publish, then look for
             // sleepers, both sequentially consistent.
             self.pos(TAIL).store(start + total, SeqCst);
-            self.wake(DATA_SEQ, DATA_SLEEPERS, false);
+            self.wake(Side::Data, false);
             return Ok(());
         }
         self.stream_in(start, header, bytes, deadline)
     }
 
-    /// Puts an item that does not fit in the free space, piece by piece.
+    /// Puts an item larger than the ring, piece by piece.
     fn stream_in(&self, start: u64, header: &[u8], bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
         let me = Member::me()?;
         self.pos(PUT_PID).store(u64::from(me.pid), SeqCst);
         self.pos(PUT_PID_START).store(me.start, SeqCst);
         let hlen = header.len() as u64;
         let total = hlen + bytes.len() as u64;
-        self.pos(PUT_END).store(start + total, SeqCst);
         self.pos(PUT_START).store(start, SeqCst);
         let mut done = 0u64;
         while done < total {
             // The header goes in whole.
             let need = if done == 0 { hlen } else { 1 };
             let room = || self.room(need) >= need || self.is_closed();
-            if let Wait::TimedOut = self.wait_for(SPACE_SEQ, SPACE_SLEEPERS, deadline, room)? {
+            if let Wait::TimedOut = self.wait_for(Side::Space, deadline, room)? {
                 self.abort_put();
                 return Err(Error::Full);
             }
@@ -494,7 +545,7 @@ impl Ring {
                 self.pos(PUT_START).store(NONE, SeqCst);
             }
             self.pos(TAIL).store(pos + n, SeqCst);
-            self.wake(DATA_SEQ, DATA_SLEEPERS, false);
+            self.wake(Side::Data, false);
         }
         Ok(())
     }
@@ -525,7 +576,7 @@ impl Ring {
             }
         }
         self.pos(PUT_START).store(NONE, SeqCst);
-        self.wake(DATA_SEQ, DATA_SLEEPERS, true);
+        self.wake(Side::Data, true);
     }
 
     fn send_fds(&self, seq: u64, fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> Result<()> {
@@ -566,7 +617,7 @@ impl Ring {
             // would finish it, or abort it, and wake us).
             let over = || self.is_closed() && self.pos(PUT_START).load(SeqCst) == NONE;
             let data = || self.data(head, HEADER) > 0 || over();
-            if let Wait::TimedOut = self.wait_for(DATA_SEQ, DATA_SLEEPERS, deadline, data)? {
+            if let Wait::TimedOut = self.wait_for(Side::Data, deadline, data)? {
                 return Err(Error::Empty);
             }
             let available = self.data(head, HEADER);
@@ -578,7 +629,7 @@ impl Ring {
             if self.pos(ABORTED).load(SeqCst) == head {
                 // A producer stopped half-way through this item.
                 self.pos(HEAD).store(self.pos(ABORT_AT).load(SeqCst), SeqCst);
-                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                self.wake(Side::Space, false);
                 continue;
             }
             let mut header = [0u8; FD_HEADER as usize];
@@ -598,7 +649,7 @@ impl Ring {
                 self.bump(GOT_COUNT);
                 // The Dekker pair of `wait_for`, as in `put`.
                 self.pos(HEAD).store(head + total, SeqCst);
-                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                self.wake(Side::Space, false);
             } else {
                 match self.stream_out(head, hlen, total, true)? {
                     Some(streamed) => *bytes = streamed,
@@ -633,7 +684,7 @@ impl Ring {
             if self.pos(ABORTED).load(SeqCst) == head {
                 let stop = self.pos(ABORT_AT).load(SeqCst);
                 self.pos(HEAD).store(stop, SeqCst);
-                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                self.wake(Side::Space, false);
                 break None;
             }
             if tail > pos {
@@ -647,7 +698,7 @@ impl Ring {
                 }
                 pos = stop;
                 self.pos(HEAD).store(pos, SeqCst);
-                self.wake(SPACE_SEQ, SPACE_SLEEPERS, false);
+                self.wake(Side::Space, false);
                 continue;
             }
             // The rest has not come yet: make sure its producer lives.
@@ -663,7 +714,7 @@ impl Ring {
                     || self.pos(ABORTED).load(SeqCst) == head
                     || self.producer_gone.load(SeqCst)
             };
-            self.wait_for(DATA_SEQ, DATA_SLEEPERS, None, more)?;
+            self.wait_for(Side::Data, None, more)?;
         };
         if watched {
             watch::forget(key);
@@ -685,7 +736,7 @@ impl Ring {
         let wake = Arc::new(move |_| {
             if let Some(ring) = weak.upgrade() {
                 ring.producer_gone.store(true, SeqCst);
-                ring.wake(DATA_SEQ, DATA_SLEEPERS, true);
+                ring.wake(Side::Data, true);
             }
         });
         // Gone already: the caller looks next.
@@ -769,7 +820,7 @@ impl Ring {
             }
         }
         if n == 1 {
-            self.wake(JOIN_SEQ, JOIN_SLEEPERS, false);
+            self.wake(Side::Join, false);
         }
         true
     }
@@ -781,6 +832,6 @@ impl Ring {
     /// Waits until no item is unfinished. False if `deadline` came first.
     pub(crate) fn join(&self, deadline: Option<Instant>) -> Result<bool> {
         let done = || self.word(UNFINISHED).load(SeqCst) == 0;
-        Ok(matches!(self.wait_for(JOIN_SEQ, JOIN_SLEEPERS, deadline, done)?, Wait::Ready))
+        Ok(matches!(self.wait_for(Side::Join, deadline, done)?, Wait::Ready))
     }
 }
