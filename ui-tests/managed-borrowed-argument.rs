@@ -1,18 +1,14 @@
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Default)]
 struct Store {
-    items: Vec<String>,
+    items: Vec<u32>,
 }
 
 #[multiproc::managed]
 impl Store {
-    fn add(&mut self, item: &str) {
-        self.items.push(item.to_owned());
-    }
-
-    fn first(&self) -> &String {
-        &self.items[0]
+    fn add(&mut self, name: &str) {
+        self.items.push(name.len() as u32);
     }
 }
 

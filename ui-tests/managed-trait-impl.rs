@@ -12,7 +12,4 @@ impl Clone for Store {
     }
 }
 
-#[multiproc::managed]
-struct NotAnImpl;
-
 fn main() {}

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{FnArg, Item, Signature, Type};
 
-use crate::ast::RemoteFn;
+use crate::ast::{ManagedImpl, RemoteFn};
 
 /// Errors gathered while checking, reported together.
 #[derive(Default)]
@@ -37,12 +37,12 @@ impl Errors {
 
 pub(crate) fn check(f: &RemoteFn, errors: &mut Errors) {
     let sig = &f.item.sig;
-    no_async(sig, errors);
-    no_unsafe(sig, errors);
-    no_abi(sig, errors);
-    no_generics(sig, errors);
+    no_async(sig, REMOTE, errors);
+    no_unsafe(sig, REMOTE, errors);
+    no_abi(sig, REMOTE, errors);
+    no_generics(sig, REMOTE, errors);
     no_variadic(sig, errors);
-    at_most_16_arguments(sig, errors);
+    at_most_16_arguments(sig, REMOTE, errors);
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => no_self(receiver.self_token.span, errors),
@@ -71,50 +71,50 @@ pub(crate) fn not_a_fn(item: &Item, errors: &mut Errors) {
     errors.push(span, "#[remote] can only be applied to a free `fn`; put the work in a fn and annotate that");
 }
 
-// A child process runs the fn to completion and exits; there is no executor
-// to drive a future there, and a future cannot be sent back.
-fn no_async(sig: &Signature, errors: &mut Errors) {
+// The fn runs to completion in another process; there is no executor to
+// drive a future there, and a future cannot be sent back.
+fn no_async(sig: &Signature, who: &str, errors: &mut Errors) {
     if let Some(token) = &sig.asyncness {
         errors.push(
             token.span,
-            "a #[remote] fn cannot be `async`; make it a plain fn (it runs in its own process, \
-             so it may block) and start a runtime inside it if it needs one",
+            format!(
+                "{who} cannot be `async`; make it a plain fn (it runs in another process, \
+                 so it may block) and start a runtime inside it if it needs one"
+            ),
         );
     }
 }
 
-// `Remote::call` is safe to call, so the fn behind it must be too.
-fn no_unsafe(sig: &Signature, errors: &mut Errors) {
+// What calls it (`Remote::call`, a proxy's method) is safe to call, so the
+// fn behind it must be too.
+fn no_unsafe(sig: &Signature, who: &str, errors: &mut Errors) {
     if let Some(token) = &sig.unsafety {
         errors.push(
             token.span,
-            "a #[remote] fn cannot be `unsafe`; make it safe and put the `unsafe` block inside it",
+            format!("{who} cannot be `unsafe`; make it safe and put the `unsafe` block inside it"),
         );
     }
 }
 
-// The generated value derefs to a Rust-ABI fn pointer.
-fn no_abi(sig: &Signature, errors: &mut Errors) {
+// The generated code calls it as a Rust fn.
+fn no_abi(sig: &Signature, who: &str, errors: &mut Errors) {
     if let Some(abi) = &sig.abi {
-        errors.push(abi.span(), "a #[remote] fn cannot have an `extern` ABI; remove it");
+        errors.push(abi.span(), format!("{who} cannot have an `extern` ABI; remove it"));
     }
 }
 
-// A child finds the fn by name, and one name must mean one concrete fn:
-// there is no way to say which instantiation a child should run. Lifetime
-// parameters are left to `owned_type`, which reports each use of one on the
-// borrow itself.
-fn no_generics(sig: &Signature, errors: &mut Errors) {
+// Another process finds the fn by name, and one name must mean one
+// concrete fn: there is no way to say which instantiation it should run.
+// Lifetime parameters are left to `owned_type`, which reports each use of
+// one on the borrow itself.
+fn no_generics(sig: &Signature, who: &str, errors: &mut Errors) {
     let generics = &sig.generics;
     if generics.type_params().next().is_some() || generics.const_params().next().is_some() {
-        errors.push_spanned(
-            generics,
-            "a #[remote] fn cannot be generic; write one #[remote] fn per concrete type",
-        );
+        errors.push_spanned(generics, format!("{who} cannot be generic; write one per concrete type"));
     } else if let Some(where_clause) = &generics.where_clause {
         errors.push(
             where_clause.where_token.span,
-            "a #[remote] fn cannot have a `where` clause; write it for concrete types",
+            format!("{who} cannot have a `where` clause; write it for concrete types"),
         );
     }
 }
@@ -127,14 +127,16 @@ fn no_variadic(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-// The `Remote` impl names the arguments as one tuple, and serde implements
-// its traits for tuples of at most 16.
-fn at_most_16_arguments(sig: &Signature, errors: &mut Errors) {
-    if let Some(input) = sig.inputs.iter().nth(16) {
+// The arguments travel as one tuple, and serde implements its traits for
+// tuples of at most 16.
+fn at_most_16_arguments(sig: &Signature, who: &str, errors: &mut Errors) {
+    if let Some(input) = sig.inputs.iter().filter(|i| matches!(i, FnArg::Typed(_))).nth(16) {
         errors.push_spanned(
             input,
-            "a #[remote] fn takes at most 16 arguments; gather the rest in a struct that derives \
-             `serde::Serialize` and `serde::Deserialize`",
+            format!(
+                "{who} takes at most 16 arguments; gather the rest in a struct that derives \
+                 `serde::Serialize` and `serde::Deserialize`"
+            ),
         );
     }
 }
@@ -153,7 +155,7 @@ const REMOTE: &str = "a #[remote] fn";
 // Arguments and results are copied into another process's memory: they
 // must be owned, concrete values. `who` is what has them, as the messages
 // say it ("a #[remote] fn").
-pub(crate) fn owned_type(ty: &Type, who: &str, what: &str, errors: &mut Errors) {
+fn owned_type(ty: &Type, who: &str, what: &str, errors: &mut Errors) {
     struct Finder<'a> {
         who: &'a str,
         what: &'a str,
@@ -200,4 +202,95 @@ pub(crate) fn owned_type(ty: &Type, who: &str, what: &str, errors: &mut Errors) 
         }
     }
     Finder { who, what, errors }.visit_type(ty);
+}
+
+/// What the messages call a method of a `#[managed]` type.
+const MANAGED: &str = "a #[managed] method";
+
+/// The rules of `#[managed]`: on the inherent, non-generic `impl` block of
+/// a named type; each method takes `&self` or `&mut self` and passes the
+/// rules of a `#[remote]` fn that apply to methods.
+pub(crate) fn check_managed(m: &ManagedImpl, errors: &mut Errors) {
+    let block = &m.item;
+    // The manager calls the type's methods by name; a trait impl's
+    // methods are the trait's, called through it.
+    if let Some((_, path, _)) = &block.trait_ {
+        errors.push_spanned(
+            path,
+            "#[managed] goes on the type's own `impl` block, not on a trait impl; the manager calls \
+             its methods by name",
+        );
+        // Its methods are the trait's: the rules below do not apply.
+        return;
+    }
+    // The manager finds the type by name, and one name must be one type.
+    let generic = !block.generics.params.is_empty() || block.generics.where_clause.is_some();
+    if generic {
+        errors.push_spanned(
+            &block.generics,
+            "a #[managed] type cannot be generic: the manager finds it by name, and one name must be \
+             one type; write it for a concrete type",
+        );
+    }
+    if let Some(token) = &block.unsafety {
+        errors.push(token.span, "#[managed] cannot go on an `unsafe impl`");
+    }
+    match &*block.self_ty {
+        Type::Path(p) if p.qself.is_none() => {
+            // (Reported once: generic arguments of a generic block are its
+            // parameters.)
+            if let Some(last) = p.path.segments.last()
+                && !last.arguments.is_empty()
+                && !generic
+            {
+                errors.push_spanned(
+                    &last.arguments,
+                    "a #[managed] type cannot have generic arguments; write the impl for a type of its own",
+                );
+            }
+        }
+        other => errors.push_spanned(other, "#[managed] goes on the `impl` block of a named struct or enum"),
+    }
+    for method in &m.methods {
+        let sig = &method.item.sig;
+        by_reference(sig, errors);
+        not_named_clone(sig, errors);
+        no_async(sig, MANAGED, errors);
+        no_unsafe(sig, MANAGED, errors);
+        no_abi(sig, MANAGED, errors);
+        no_generics(sig, MANAGED, errors);
+        at_most_16_arguments(sig, MANAGED, errors);
+        for (_, ty) in &method.args {
+            owned_type(ty, MANAGED, "argument", errors);
+        }
+        if let syn::ReturnType::Type(_, ty) = &sig.output {
+            owned_type(ty, MANAGED, "return type", errors);
+        }
+    }
+}
+
+// The value stays in the manager: a method that takes it by value would
+// take it away from there.
+fn by_reference(sig: &Signature, errors: &mut Errors) {
+    if let Some(receiver) = sig.receiver()
+        && (receiver.reference.is_none() || receiver.colon_token.is_some())
+    {
+        errors.push_spanned(
+            receiver,
+            "a #[managed] method takes `&self` or `&mut self`: the value stays in the manager, and \
+             the method runs on it there",
+        );
+    }
+}
+
+// The proxy's own `clone` makes another proxy of the same object; a method
+// of that name would hide it.
+fn not_named_clone(sig: &Signature, errors: &mut Errors) {
+    if sig.ident == "clone" {
+        errors.push_spanned(
+            &sig.ident,
+            "a #[managed] method cannot be named `clone`: the proxy's `clone` makes another proxy \
+             of the same object; name it otherwise",
+        );
+    }
 }

@@ -1,33 +1,27 @@
-//! `#[managed]`: on an inherent `impl` block, registers the type with the
-//! managers' servers, dispatches its `&self` and `&mut self` methods by
-//! name, and generates its proxy (`CounterProxy` for `Counter`) with the
-//! same methods returning `multiproc::Result`.
+//! The code `#[managed]` generates.
+//!
+//! For `impl Counter { fn incr(&mut self, by: i64) -> i64 }`: the block
+//! unchanged; a `CounterProxy` (an object's place) whose `incr(&self, by)`
+//! returns `multiproc::Result<i64>`; the `Managed` impl that dispatches
+//! each method by name in the manager; and an `inventory` registration
+//! by which a server makes a `Counter` from its encoded value.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
+use syn::Type;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
 
-use crate::check::{Errors, owned_type};
-
-const WHO: &str = "a #[managed] method";
-
-/// One method the proxy exposes.
-struct Method<'a> {
-    item: &'a ImplItemFn,
-    mutates: bool,
-    args: Vec<(syn::Ident, Type)>,
-    output: Type,
-}
+use crate::ast::{ManagedImpl, ManagedMethod};
+use crate::check::{self, Errors};
 
 pub(crate) fn managed(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     if !args.is_empty() {
         errors.push(args.span(), "#[managed] takes no arguments; write `#[managed]`");
     }
-    let block = match syn::parse2::<ItemImpl>(item.clone()) {
-        Ok(block) => block,
+    let m = match ManagedImpl::parse(item.clone()) {
+        Ok(m) => m,
         Err(_) => {
             let error = syn::Error::new(
                 Span::call_site(),
@@ -37,126 +31,57 @@ pub(crate) fn managed(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#error #item);
         }
     };
-    let ty = check_block(&block, &mut errors);
-    let methods: Vec<Method<'_>> =
-        block.items.iter().filter_map(|i| method(i, &block.self_ty, &mut errors)).collect();
-    match (errors.into_result(), ty) {
-        (Ok(()), Some(ty)) => expand(&block, &ty, &methods),
+    check::check_managed(&m, &mut errors);
+    match (errors.into_result(), m.ident()) {
+        (Ok(()), Some(ident)) => expand(&m, ident),
         (Err(e), _) => {
             let error = e.to_compile_error();
+            let block = &m.item;
             quote!(#error #block)
         }
-        (Ok(()), None) => unreachable!("check_block reports"),
+        (Ok(()), None) => unreachable!("check_managed reports a block on no named type"),
     }
 }
 
-/// The block must be inherent, not generic, on a named type; its name.
-fn check_block(block: &ItemImpl, errors: &mut Errors) -> Option<syn::Ident> {
-    if let Some((_, path, _)) = &block.trait_ {
-        errors.push_spanned(
-            path,
-            "#[managed] goes on the type's own `impl` block, not on a trait impl; the manager \
-             calls its methods by name",
-        );
-    }
-    if !block.generics.params.is_empty() || block.generics.where_clause.is_some() {
-        errors.push_spanned(
-            &block.generics,
-            "a #[managed] type cannot be generic: the manager finds it by name, and one name must \
-             be one type; write it for a concrete type",
-        );
-    }
-    if let Some(token) = &block.unsafety {
-        errors.push(token.span, "#[managed] cannot go on an `unsafe impl`");
-    }
-    let ident = match &*block.self_ty {
-        Type::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last()?;
-            if !last.arguments.is_empty() {
-                errors.push_spanned(
-                    &last.arguments,
-                    "a #[managed] type cannot have generic arguments; write the impl for a \
-                     type of its own",
-                );
-            }
-            Some(last.ident.clone())
-        }
-        other => {
-            errors.push_spanned(other, "#[managed] goes on the `impl` block of a named struct or enum");
-            None
-        }
-    };
-    if ident.is_none() {
-        errors.push_spanned(&block.self_ty, "#[managed] needs a named type");
-    }
-    ident
-}
-
-/// The method `item` exposes, if it is a method (a fn with a receiver).
-fn method<'a>(item: &'a ImplItem, self_ty: &Type, errors: &mut Errors) -> Option<Method<'a>> {
-    let ImplItem::Fn(f) = item else { return None };
-    let sig = &f.sig;
-    let receiver = sig.receiver()?;
-    let mutates = match (&receiver.reference, receiver.colon_token) {
-        (Some(_), None) => receiver.mutability.is_some(),
-        _ => {
-            errors.push_spanned(
-                receiver,
-                "a #[managed] method takes `&self` or `&mut self`: the value stays in the \
-                 manager, and the method runs on it there",
-            );
-            false
-        }
-    };
-    if let Some(token) = &sig.asyncness {
-        errors.push(token.span, "a #[managed] method cannot be `async`; the manager runs it to the end");
-    }
-    if let Some(token) = &sig.unsafety {
-        errors.push(token.span, "a #[managed] method cannot be `unsafe`: any process may call it");
-    }
-    if sig.generics.type_params().next().is_some() || sig.generics.const_params().next().is_some() {
-        errors.push_spanned(
-            &sig.generics,
-            "a #[managed] method cannot be generic: the manager runs one concrete method per \
-             name; write one method per type",
-        );
-    }
-    if sig.inputs.len() > 17 {
-        errors.push_spanned(&sig.inputs, "a #[managed] method takes at most 16 arguments");
-    }
-    let mut args = Vec::new();
-    for (i, input) in sig.inputs.iter().enumerate() {
-        let FnArg::Typed(arg) = input else { continue };
-        owned_type(&arg.ty, WHO, "argument", errors);
-        let name = match &*arg.pat {
-            Pat::Ident(p) if p.ident != "self" => format_ident!("{}", p.ident),
-            _ => format_ident!("__multiproc_arg{}", i),
-        };
-        args.push((name, with_self(&arg.ty, self_ty)));
-    }
-    let output = match &sig.output {
-        ReturnType::Default => syn::parse_quote!(()),
-        ReturnType::Type(_, ty) => {
-            owned_type(ty, WHO, "return type", errors);
-            with_self(ty, self_ty)
-        }
-    };
-    Some(Method { item: f, mutates, args, output })
-}
-
-/// `ty` with `Self` spelled out: the proxy's methods are in another impl.
+/// `ty` with `Self` spelled out, in paths that start with it too
+/// (`Self::N`): the proxy's methods are in another impl.
 fn with_self(ty: &Type, self_ty: &Type) -> Type {
     struct Replace<'a>(&'a Type);
+    impl Replace<'_> {
+        /// `<SelfTy>::rest` for a path `Self::rest`.
+        fn qualified(&self, path: &syn::Path) -> Option<TokenStream> {
+            let mut segments = path.segments.iter();
+            if path.leading_colon.is_some() || segments.next()?.ident != "Self" {
+                return None;
+            }
+            let self_ty = self.0;
+            let rest: Vec<_> = segments.collect();
+            Some(if rest.is_empty() { quote!(#self_ty) } else { quote!(<#self_ty>::#(#rest)::*) })
+        }
+    }
     impl VisitMut for Replace<'_> {
         fn visit_type_mut(&mut self, ty: &mut Type) {
             if let Type::Path(p) = ty
                 && p.qself.is_none()
-                && p.path.is_ident("Self")
+                && let Some(tokens) = self.qualified(&p.path)
+                && let Ok(new) = syn::parse2(tokens)
             {
-                *ty = self.0.clone();
+                *ty = new;
                 return;
             }
             syn::visit_mut::visit_type_mut(self, ty);
+        }
+
+        fn visit_expr_mut(&mut self, expr: &mut syn::Expr) {
+            if let syn::Expr::Path(p) = expr
+                && p.qself.is_none()
+                && let Some(tokens) = self.qualified(&p.path)
+                && let Ok(new) = syn::parse2(tokens)
+            {
+                *expr = new;
+                return;
+            }
+            syn::visit_mut::visit_expr_mut(self, expr);
         }
     }
     let mut ty = ty.clone();
@@ -164,7 +89,8 @@ fn with_self(ty: &Type, self_ty: &Type) -> Type {
     ty
 }
 
-fn expand(block: &ItemImpl, ident: &syn::Ident, methods: &[Method<'_>]) -> TokenStream {
+fn expand(m: &ManagedImpl, ident: &syn::Ident) -> TokenStream {
+    let (block, methods) = (&m.item, &m.methods);
     let self_ty = &block.self_ty;
     let proxy = format_ident!("{}Proxy", ident);
     let private = quote!(::multiproc::__private);
@@ -176,21 +102,25 @@ fn expand(block: &ItemImpl, ident: &syn::Ident, methods: &[Method<'_>]) -> Token
 
     let access = methods.iter().map(|m| {
         let name = m.item.sig.ident.to_string();
-        let mutates = m.mutates;
-        quote!(#name => ::core::option::Option::Some(#mutates),)
+        let mutates = m.mutates();
+        let cfgs = m.cfg_attrs();
+        quote!(#(#cfgs)* #name => ::core::option::Option::Some(#mutates),)
     });
     // Each method runs through a fn generic over its argument and result
     // types, instantiated with the user's own type tokens: a type that
     // cannot travel is reported once, there, in words about the manager.
     let arms = |mutating: bool| {
-        methods.iter().filter(move |m| m.mutates == mutating).map(|m| {
+        methods.iter().filter(move |m| m.mutates() == mutating).map(|m| {
             let method = &m.item.sig.ident;
             let name = method.to_string();
-            let names: Vec<_> = m.args.iter().map(|(n, _)| n).collect();
-            let types: Vec<_> = m.args.iter().map(|(_, t)| t).collect();
+            let cfgs = m.cfg_attrs();
+            // Names of the generated code's own, whatever the user's are.
+            let names: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__multiproc_arg{}", i)).collect();
+            let types: Vec<_> = m.args.iter().map(|(_, t)| with_self(t, self_ty)).collect();
             let params: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__A{}", i)).collect();
-            let output = &m.output;
+            let output = with_self(&m.output(), self_ty);
             quote! {
+                #(#cfgs)*
                 #name => {
                     fn __multiproc_run<#(#params: #private::ManagedArg,)* __R: #private::ManagedReturn>(
                         __multiproc_args: #private::Encoded,
@@ -212,17 +142,21 @@ fn expand(block: &ItemImpl, ident: &syn::Ident, methods: &[Method<'_>]) -> Token
     let shared_arms = arms(false);
     let mut_arms = arms(true);
 
-    let proxy_methods = methods.iter().map(|m| {
+    let proxy_methods = methods.iter().map(|m: &ManagedMethod| {
         let method = &m.item.sig.ident;
         let name = method.to_string();
-        let docs = m.item.attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let vis = &m.item.vis;
+        let docs = m.doc_attrs();
+        let cfgs = m.cfg_attrs();
         let names: Vec<_> = m.args.iter().map(|(n, _)| n).collect();
-        let types: Vec<_> = m.args.iter().map(|(_, t)| t).collect();
-        let output = &m.output;
+        let types: Vec<_> = m.args.iter().map(|(_, t)| with_self(t, self_ty)).collect();
+        let output = with_self(&m.output(), self_ty);
         // The bounds are only assumed here (a bound on a concrete type is
         // not checked under `for<'_>`): the dispatch above reports a type
-        // that cannot travel, once.
+        // that cannot travel, once. The method is as visible as the
+        // type's own.
         quote! {
+            #(#cfgs)*
             #(#docs)*
             ///
             /// # Errors
@@ -231,7 +165,7 @@ fn expand(block: &ItemImpl, ident: &syn::Ident, methods: &[Method<'_>]) -> Token
             /// [`Error::Remote`](::multiproc::Error::Remote) if the method panicked in the
             /// manager; [`Error::Codec`](::multiproc::Error::Codec) if a value does not encode.
             #[allow(clippy::too_many_arguments)]
-            pub fn #method(&self, #(#names: #types),*) -> ::multiproc::Result<#output>
+            #vis fn #method(&self, #(#names: #types),*) -> ::multiproc::Result<#output>
             where
                 #(for<'__multiproc> #types: #private::ManagedArg,)*
                 for<'__multiproc> #output: #private::ManagedReturn,
@@ -297,7 +231,12 @@ fn expand(block: &ItemImpl, ident: &syn::Ident, methods: &[Method<'_>]) -> Token
 
             impl ::multiproc::Proxy for #proxy {}
 
-            impl ::multiproc::Managed for #self_ty {
+            // The bound is only assumed here; the registration below checks
+            // it, once, in the manager's words.
+            impl ::multiproc::Managed for #self_ty
+            where
+                for<'__multiproc> #self_ty: #private::ManagedValue,
+            {
                 type Proxy = #proxy;
                 const TYPEID: &'static str = #typeid;
 

@@ -70,24 +70,4 @@ pub mod __private {
     // As for `RemoteArg`.
     #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> RemoteReturn for T {}
-
-    /// Marks types that can be an argument of a `#[managed]` method.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be an argument of a #[managed] method: it must implement serde's `Serialize` and `DeserializeOwned`",
-        label = "this argument cannot be sent to the manager",
-        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or pass an owned type that has them"
-    )]
-    pub trait ManagedArg: serde::Serialize + serde::de::DeserializeOwned + 'static {}
-    #[diagnostic::do_not_recommend]
-    impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> ManagedArg for T {}
-
-    /// Marks types that can be returned by a `#[managed]` method.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be returned by a #[managed] method: it must implement serde's `Serialize` and `DeserializeOwned`",
-        label = "this value cannot be sent back from the manager",
-        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return an owned type that has them"
-    )]
-    pub trait ManagedReturn: serde::Serialize + serde::de::DeserializeOwned + 'static {}
-    #[diagnostic::do_not_recommend]
-    impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> ManagedReturn for T {}
 }

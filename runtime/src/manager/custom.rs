@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 ///
 /// Methods that take `&self` may run at the same time for several
 /// callers; those that take `&mut self` run alone.
-pub trait Managed: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Managed: ManagedValue {
     /// The proxy `#[managed]` generates.
     type Proxy: Proxy;
 
@@ -87,7 +87,7 @@ impl std::fmt::Debug for ManagedObject {
 
 /// Makes a `T` from its encoded value, for a server.
 #[doc(hidden)]
-pub fn make_managed<T: Managed>(init: Encoded) -> Result<ManagedObject> {
+pub fn make_managed<T: ManagedValue + Managed>(init: Encoded) -> Result<ManagedObject> {
     Ok(ManagedObject(Box::new(User(codec::decode::<T>(init)?))))
 }
 
@@ -139,3 +139,34 @@ pub fn call_proxy<A: Serialize, R: DeserializeOwned>(
 pub fn unknown_method(typeid: &str, method: &str) -> Error {
     Error::invalid_input(format!("`{typeid}` has no method `{method}`"))
 }
+
+/// Marks types that can be an argument of a `#[managed]` method.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a #[managed] method: it must implement serde's `Serialize` and `DeserializeOwned`",
+    label = "this argument cannot be sent to the manager",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or pass an owned type that has them"
+)]
+pub trait ManagedArg: serde::Serialize + serde::de::DeserializeOwned + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> ManagedArg for T {}
+
+/// Marks types that can be returned by a `#[managed]` method.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a #[managed] method: it must implement serde's `Serialize` and `DeserializeOwned`",
+    label = "this value cannot be sent back from the manager",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return an owned type that has them"
+)]
+pub trait ManagedReturn: serde::Serialize + serde::de::DeserializeOwned + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> ManagedReturn for T {}
+
+/// Marks types whose values a manager can hold.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be held by a manager: it must implement serde's `Serialize` and `DeserializeOwned`, and `Send` and `Sync`",
+    label = "this type cannot be sent to the manager",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it"
+)]
+pub trait ManagedValue: Serialize + DeserializeOwned + Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> ManagedValue for T {}

@@ -83,7 +83,8 @@ pub use dict::{DictProxy, Number};
 pub mod __private {
     pub use super::client::ObjectRef;
     pub use super::custom::{
-        ManagedObject, ManagedType, call_method, call_proxy, make_managed, unknown_method,
+        ManagedArg, ManagedObject, ManagedReturn, ManagedType, ManagedValue, call_method, call_proxy,
+        make_managed, unknown_method,
     };
     pub use super::sealed::Sealed as ProxySeal;
 }

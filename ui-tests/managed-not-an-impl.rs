@@ -1,0 +1,4 @@
+#[multiproc::managed]
+struct NotAnImpl;
+
+fn main() {}
