@@ -30,7 +30,9 @@ fn helper() {
         }
         "child" => {
             log::warn!("a warning from the parent");
-            multiproc::spawn(say_hello, ()).unwrap().join().unwrap();
+            for method in multiproc::StartMethod::ALL {
+                multiproc::Context::new(method).spawn(say_hello, ()).unwrap().join().unwrap();
+            }
         }
         other => panic!("unknown helper task {other}"),
     }
@@ -86,12 +88,15 @@ fn a_managers_life_is_logged() {
     assert!(serving < sending && sending < exiting, "out of order:\n{out}");
 }
 
-// The program's own records, in the parent and in a child, at the level
-// asked for.
+// The program's own records, in the parent and in a child of every start
+// method, at the level asked for.
 #[test]
-fn records_of_parent_and_child_are_printed() {
+fn records_of_parent_and_children_are_printed() {
     let out = stderr_of("child");
     assert!(out.lines().any(|l| l == "[WARNING/MainProcess] a warning from the parent"), "{out}");
-    assert!(out.lines().any(|l| l == "[INFO/Process-1] hello from the child"), "{out}");
+    for n in 1..=multiproc::StartMethod::ALL.len() {
+        let line = format!("[INFO/Process-{n}] hello from the child");
+        assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
+    }
     assert!(!out.contains("not shown"), "{out}");
 }

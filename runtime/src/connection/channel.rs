@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::codec::{self, Encoded, FrameReader, FrameTooLong, IntoOutcome, ReadOutcome};
 use crate::error::{Error, Result};
@@ -69,12 +69,27 @@ impl Channel {
     /// limit). Running out of time is [`Error::Timeout`], and what arrived
     /// of a frame is kept for the next call.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Encoded> {
+        self.receive(deadline, Duration::ZERO)
+    }
+
+    /// Receives one frame, looking for it without sleeping for up to
+    /// `spin` first (yielding the CPU between looks), then waiting as
+    /// [`recv`](Channel::recv) does: for a call whose answer comes within
+    /// microseconds, waking a sleeping process costs more than the call on
+    /// machines where a wake-up across cores takes tens of microseconds.
+    pub(crate) fn recv_spinning(&self, spin: Duration) -> Result<Encoded> {
+        self.receive(None, spin)
+    }
+
+    fn receive(&self, deadline: Option<Instant>, spin: Duration) -> Result<Encoded> {
         let mut reader = self.reader();
+        let spin_until = (!spin.is_zero()).then(|| Instant::now() + spin);
         loop {
-            let outcome = reader.read(self.fd.as_fd(), deadline.is_some()).map_err(closed_or_io)?;
-            match outcome {
+            let looking = spin_until.is_some_and(|until| Instant::now() < until);
+            match reader.read(self.fd.as_fd(), deadline.is_some() || looking).map_err(closed_or_io)? {
                 ReadOutcome::Frame(frame) => return Ok(frame),
                 ReadOutcome::Eof => return Err(Error::Closed),
+                ReadOutcome::WouldBlock if looking => std::thread::yield_now(),
                 ReadOutcome::WouldBlock => {
                     let [ready] = sys::poll::wait_readable([self.fd.as_fd()], deadline)?;
                     if !ready {
@@ -83,27 +98,6 @@ impl Channel {
                 }
             }
         }
-    }
-
-    /// Receives one frame, looking for it without sleeping for up to
-    /// `spin` first, then waiting as [`recv`](Channel::recv) does: for a
-    /// call whose answer comes within microseconds, waking a sleeping
-    /// process costs more than the call on machines where a wake-up across
-    /// cores takes tens of microseconds.
-    pub(crate) fn recv_spinning(&self, spin: std::time::Duration) -> Result<Encoded> {
-        if !spin.is_zero() {
-            let mut reader = self.reader();
-            let start = Instant::now();
-            loop {
-                match reader.read(self.fd.as_fd(), true).map_err(closed_or_io)? {
-                    ReadOutcome::Frame(frame) => return Ok(frame),
-                    ReadOutcome::Eof => return Err(Error::Closed),
-                    ReadOutcome::WouldBlock if start.elapsed() >= spin => break,
-                    ReadOutcome::WouldBlock => std::thread::yield_now(),
-                }
-            }
-        }
-        self.recv(None)
     }
 
     /// Receives one frame into `buf`, waiting for it, and returns its

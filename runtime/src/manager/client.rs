@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use std::time::Duration;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -15,16 +13,6 @@ use crate::connection::{Address, Client, Connection};
 use crate::error::{Error, Result};
 use crate::start::AfterFork;
 use crate::sys::fork_mutex::ForkMutex;
-
-/// How long a side of a call looks for the other's next frame before it
-/// sleeps: the client for the answer, the server for the next request.
-/// A call takes a few microseconds when both look, against two wake-ups
-/// of tens of microseconds each on these machines when they sleep.
-pub(crate) fn spin() -> Duration {
-    if crate::process::may_spin() { SPIN_TIME } else { Duration::ZERO }
-}
-
-const SPIN_TIME: Duration = Duration::from_micros(50);
 
 /// Where a server is and the key it wants.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -150,7 +138,7 @@ impl Server {
             },
             None => self.send_on_new(&encoded.bytes, &fds)?,
         };
-        let answer_frame = conn.channel.recv_spinning(spin()).map_err(|e| self.gone(e))?;
+        let answer_frame = conn.channel.recv_spinning(super::protocol::spin()).map_err(|e| self.gone(e))?;
         // Only a connection that went through a whole call is kept: one
         // that failed half-way may hold an answer nobody reads.
         self.give_back(conn);
@@ -219,6 +207,11 @@ impl ObjectRef {
         Ok(ObjectRef { server: server.clone(), id })
     }
 
+    /// The answer of its `len` method, which every sized object has.
+    pub(crate) fn len(&self) -> Result<usize> {
+        self.call::<_, u64>("len", &()).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     /// Calls `method` with `args`, decoding the result as an `R`.
     pub(crate) fn call<A: Serialize, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
         let request = Request::Call { id: self.id, method: method.to_owned(), args: codec::encode(args)? };
@@ -234,10 +227,18 @@ pub(crate) fn value<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
 /// Encodes a key: a value with no handles, compared by its bytes.
 pub(crate) fn key<K: Serialize + ?Sized>(key: &K) -> Result<Encoded> {
     let encoded = codec::encode(key)?;
-    if !encoded.fds.is_empty() {
-        return Err(Error::invalid_input("a key of a managed object cannot hold handles"));
-    }
+    check_key(&encoded)?;
     Ok(encoded)
+}
+
+/// A key is compared by its bytes, which for a handle say only where it is
+/// in the message: keys cannot hold handles.
+pub(crate) fn check_key(key: &Encoded) -> Result<()> {
+    if key.fds.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid_input("a key of a managed object cannot hold handles"))
+    }
 }
 
 /// Decodes a value the server kept.

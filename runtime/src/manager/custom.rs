@@ -137,7 +137,7 @@ pub fn call_proxy<A: Serialize, R: DeserializeOwned>(
 /// The error of a method the type does not have.
 #[doc(hidden)]
 pub fn unknown_method(typeid: &str, method: &str) -> Error {
-    Error::invalid_input(format!("`{typeid}` has no method `{method}`"))
+    super::server::no_method(typeid, method)
 }
 
 /// Marks types that can be an argument of a `#[managed]` method.

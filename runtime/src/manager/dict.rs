@@ -176,7 +176,7 @@ where
     ///
     /// [`Error::Closed`] if the manager is gone.
     pub fn len(&self) -> Result<usize> {
-        self.object.call::<_, u64>("len", &()).map(|n| n as usize)
+        self.object.len()
     }
 
     /// Whether there are no entries.
@@ -381,9 +381,7 @@ impl Dict {
 }
 
 fn key_bytes(key: Encoded) -> Result<Vec<u8>> {
-    if !key.fds.is_empty() {
-        return Err(Error::invalid_input("a key of a managed object cannot hold handles"));
-    }
+    client::check_key(&key)?;
     Ok(key.bytes)
 }
 

@@ -100,7 +100,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// [`Error::Closed`](crate::Error::Closed) if the manager is gone.
     pub fn len(&self) -> Result<usize> {
-        self.object.call::<_, u64>("len", &()).map(|n| n as usize)
+        self.object.len()
     }
 
     /// Whether there are no items.

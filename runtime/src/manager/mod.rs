@@ -530,10 +530,7 @@ impl Manager {
     /// [`Error::Io`] if the object is held by another manager;
     /// [`Error::Closed`] if the server is gone.
     pub fn publish<P: Proxy>(&self, name: &str, proxy: &P) -> Result<()> {
-        let object = proxy.object();
-        if object.server.address != self.server.address {
-            return Err(Error::invalid_input("the object is held by another manager"));
-        }
+        let object = self.mine(proxy)?;
         let request = Request::Publish { name: name.to_owned(), id: object.id };
         self.server.request(&request)
     }
@@ -552,11 +549,17 @@ impl Manager {
     /// [`Error::Io`] if the object is held by another manager;
     /// [`Error::Closed`] if the server is gone.
     pub fn release<P: Proxy>(&self, proxy: &P) -> Result<bool> {
+        let object = self.mine(proxy)?;
+        self.server.request(&Request::Release { id: object.id })
+    }
+
+    /// The object of `proxy`, which must be held by this manager.
+    fn mine<'p, P: Proxy>(&self, proxy: &'p P) -> Result<&'p ObjectRef> {
         let object = proxy.object();
         if object.server.address != self.server.address {
             return Err(Error::invalid_input("the object is held by another manager"));
         }
-        self.server.request(&Request::Release { id: object.id })
+        Ok(object)
     }
 
     /// A proxy of the object published as `name`.

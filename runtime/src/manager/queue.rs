@@ -97,7 +97,7 @@ macro_rules! proxy_type {
             ///
             /// [`Error::Closed`] if the manager is gone.
             pub fn len(&self) -> Result<usize> {
-                self.object.call::<_, u64>("len", &()).map(|n| n as usize)
+                self.object.len()
             }
 
             /// Whether the queue holds no items.
@@ -268,10 +268,6 @@ impl Served for QueueState {
             }
             _ => Err(no_method(TYPEID, method)),
         }
-    }
-
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(TYPEID, method))
     }
 
     fn reply_lost(&self, method: &str, reply: Encoded) {

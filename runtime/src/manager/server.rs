@@ -66,8 +66,12 @@ pub(crate) trait Served: Send + Sync {
     fn access(&self, method: &str) -> Option<Access>;
     /// Runs a method whose access is [`Access::Shared`].
     fn call(&self, method: &str, args: Encoded, caller: &Caller<'_>) -> Result<Encoded>;
-    /// Runs a method whose access is [`Access::Exclusive`].
-    fn call_mut(&mut self, method: &str, args: Encoded, caller: &Caller<'_>) -> Result<Encoded>;
+    /// Runs a method whose access is [`Access::Exclusive`]; objects whose
+    /// methods all share it (they lock inside) have none.
+    fn call_mut(&mut self, method: &str, args: Encoded, caller: &Caller<'_>) -> Result<Encoded> {
+        let _ = (args, caller);
+        Err(no_method("this object", method))
+    }
     /// The answer `reply` of a call of `method` could not be sent: its
     /// caller is gone. A method that took something out (a queue's `get`)
     /// puts it back.
@@ -145,8 +149,7 @@ pub(crate) fn ret<R: Serialize + ?Sized>(value: &R) -> Result<Encoded> {
     codec::encode(value)
 }
 
-/// The error of a method name that [`Served::access`] accepted but the
-/// object does not run that way: a bug in the object, reported as such.
+/// The error of a call of a method the object does not have.
 pub(crate) fn no_method(typeid: &str, method: &str) -> Error {
     Error::invalid_input(format!("`{typeid}` has no method `{method}`"))
 }
@@ -237,7 +240,7 @@ fn run(input: Input) -> Result<Encoded> {
 /// Serves one client's calls, one at a time, until it goes.
 fn serve(conn: &Connection<()>, state: &State) {
     let caller = Caller { conn };
-    while let Ok(encoded) = conn.channel.recv_spinning(super::client::spin()) {
+    while let Ok(encoded) = conn.channel.recv_spinning(super::protocol::spin()) {
         let (response, stop) = match codec::decode::<Request>(encoded) {
             Ok(Request::Session { process }) => return state.session(conn, process),
             Ok(Request::Shutdown) => (Handled::plain(Response::Done(Encoded::default())), true),
@@ -381,8 +384,7 @@ impl State {
         };
         let access = object.state.read().unwrap_or_else(PoisonError::into_inner).access(&method);
         let Some(access) = access else {
-            let failure = Failure::Invalid(format!("`{}` has no method `{method}`", object.typeid));
-            return Handled::plain(Response::Failed(failure));
+            return Handled::plain(Response::Failed(Failure::from_error(no_method(&object.typeid, &method))));
         };
         // A method that panics leaves the object as it was when it
         // panicked, and the server goes on serving.

@@ -259,10 +259,6 @@ impl Served for LockState {
         }
     }
 
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(LOCK, method))
-    }
-
     fn process_gone(&self, process: u64) {
         if self.lock().process_gone(process) {
             self.changed.notify_all();
@@ -379,10 +375,6 @@ impl Served for SemaphoreState {
         }
     }
 
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(SEMAPHORE, method))
-    }
-
     fn reply_lost(&self, method: &str, reply: Encoded) {
         // A unit taken for a caller that is gone: a semaphore has no owner
         // to free it later, so it goes back now.
@@ -484,10 +476,6 @@ impl Served for EventState {
             }
             _ => Err(no_method(EVENT, method)),
         }
-    }
-
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(EVENT, method))
     }
 }
 
@@ -689,10 +677,6 @@ impl Served for ConditionState {
         }
     }
 
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(CONDITION, method))
-    }
-
     fn process_gone(&self, process: u64) {
         if self.lock().lock.process_gone(process) {
             self.changed.notify_all();
@@ -883,10 +867,6 @@ impl Served for BarrierState {
             _ => Err(no_method(BARRIER, method)),
         }
     }
-
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(BARRIER, method))
-    }
 }
 
 // --- Values and arrays.
@@ -999,10 +979,6 @@ impl Served for ValueState {
             _ => Err(no_method(VALUE, method)),
         }
     }
-
-    fn call_mut(&mut self, method: &str, _: Encoded, _: &Caller<'_>) -> Result<Encoded> {
-        Err(no_method(VALUE, method))
-    }
 }
 
 proxy!(
@@ -1040,7 +1016,7 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     ///
     /// [`Error::Closed`] if the manager is gone.
     pub fn len(&self) -> Result<usize> {
-        self.object.call::<_, u64>("len", &()).map(|n| n as usize)
+        self.object.len()
     }
 
     /// Whether the array has no items.

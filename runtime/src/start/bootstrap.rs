@@ -168,7 +168,7 @@ pub(crate) fn run_child(channel: OwnedFd, expected_token: Option<u64>, method: S
     debug_assert_eq!(method, spec.start_method);
     super::set_start_method(spec.start_method);
     if spec.log_to_stderr {
-        super::logging::install_in_child();
+        super::logging::install();
     }
     log::set_max_level(level_filter(spec.log_level));
     let (outcome, fds) = run_target(&spec, Encoded { bytes: spec.args.clone(), fds });

@@ -1,6 +1,7 @@
 //! [`log_to_stderr`]: the runtime's own records and the program's, from
 //! every process, on standard error as Python's `log_to_stderr` prints
-//! them (`[INFO/MainProcess] message`).
+//! them (`[INFO/MainProcess] message`). It lives with the start methods
+//! because a child installs it while it starts, before its target runs.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,17 +44,15 @@ impl log::Log for Stderr {
 /// records, in this process and in every child started from now on
 /// (Python's `multiprocessing.log_to_stderr`).
 ///
-/// If the program has installed another logger already, the records go to
-/// it, at this level.
+/// If the program has installed another logger already, this process's
+/// records go to it, at this level, and children print none.
 ///
 /// ```
 /// multiproc::log_to_stderr(log::LevelFilter::Info);
 /// log::info!("hello"); // [INFO/MainProcess] hello
 /// ```
 pub fn log_to_stderr(level: log::LevelFilter) {
-    if log::set_logger(&STDERR).is_ok() {
-        IN_USE.store(true, Ordering::SeqCst);
-    }
+    install();
     log::set_max_level(level);
 }
 
@@ -62,8 +61,10 @@ pub(crate) fn in_use() -> bool {
     IN_USE.load(Ordering::SeqCst)
 }
 
-/// In a child whose parent prints its records: prints them here too.
-pub(crate) fn install_in_child() {
+/// Prints this process's records on stderr, unless another logger is
+/// installed: in [`log_to_stderr`], and in a child whose parent prints
+/// its records (the child spec says so), at the level the spec gives.
+pub(crate) fn install() {
     if log::set_logger(&STDERR).is_ok() {
         IN_USE.store(true, Ordering::SeqCst);
     }
