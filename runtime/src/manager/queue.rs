@@ -127,9 +127,10 @@ proxy_type!(
     /// by address, which cannot share a [`Queue`](crate::Queue). Between
     /// a parent and its children, a `Queue` is much faster.
     ///
-    /// A `get` whose caller dies before the item reaches it puts the item
-    /// back at the front; a `get` or `put` that waits gives up when its
-    /// caller goes.
+    /// A `get` whose caller is gone before the item is sent to it puts the
+    /// item back at the front (over TCP the server may learn of a dead
+    /// peer only after sending, and then the item is lost with it); a `get`
+    /// or `put` that waits gives up when its caller goes.
     QueueProxy,
     TYPEID
 );
