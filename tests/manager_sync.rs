@@ -378,28 +378,20 @@ fn semaphore_units_and_killed_processes() {
     assert!(sem.acquire_timeout(Duration::from_secs(2)).unwrap(), "the killed waiter took the unit");
 }
 
-#[multiproc::remote]
-fn party_then_report(b: BarrierProxy) -> String {
-    match b.wait() {
-        Ok(i) => format!("index {i}"),
-        Err(e) => format!("{e:?}"),
-    }
-}
-
 // BAR: a reset while parties wait breaks it for them, and the barrier is
 // whole again for the next round.
 #[test]
 fn a_reset_breaks_the_waiting_parties_only() {
     let manager = Manager::start().unwrap();
     let b = manager.barrier(2).unwrap();
-    let waiting = multiproc::spawn(party_then_report, (b.clone(),)).unwrap();
+    let waiting = multiproc::spawn(party_result, (b.clone(),)).unwrap();
     while b.n_waiting().unwrap() < 1 {
         std::thread::sleep(Duration::from_millis(10));
     }
     b.reset().unwrap();
     assert_eq!(join(waiting).unwrap(), "BrokenBarrier");
     assert_eq!(b.n_waiting().unwrap(), 0);
-    let next = multiproc::spawn(party_then_report, (b.clone(),)).unwrap();
+    let next = multiproc::spawn(party_result, (b.clone(),)).unwrap();
     let mine = b.wait().unwrap();
     assert_eq!(join(next).unwrap(), format!("index {}", 1 - mine));
 }
